@@ -1,0 +1,35 @@
+"""`python -m orchestrate <command>`: one subcommand per module."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from orchestrate.errors import UserError
+
+# command -> (module, help). Each module has add_arguments(parser) and main(args) -> int.
+COMMANDS = {
+    "generate": ("orchestrate.generate", "write a deterministic sample set of replica extracts"),
+    "ingest": ("orchestrate.ingest", "load new extract files into the raw schema, exactly once"),
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m orchestrate", description=__doc__)
+    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+    for name, (module_name, help_text) in COMMANDS.items():
+        module = importlib.import_module(module_name)
+        module.add_arguments(sub.add_parser(name, help=help_text, description=module.__doc__,
+                                            formatter_class=argparse.RawDescriptionHelpFormatter))
+    args = parser.parse_args(argv)
+    module = importlib.import_module(COMMANDS[args.command][0])
+    try:
+        return module.main(args)
+    except UserError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 2
+
+
+if __name__ == "__main__":
+    sys.exit(main())
