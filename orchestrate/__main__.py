@@ -12,6 +12,7 @@ from orchestrate.errors import UserError
 COMMANDS = {
     "generate": ("orchestrate.generate", "write a deterministic sample set of replica extracts"),
     "ingest": ("orchestrate.ingest", "load new extract files into the raw schema, exactly once"),
+    "run": ("orchestrate.run", "ingest, build, check and report: the whole warehouse job"),
 }
 
 
