@@ -17,12 +17,16 @@ COMMANDS = {
 
 
 def main(argv: list[str] | None = None) -> int:
+    argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m orchestrate", description=__doc__)
     sub = parser.add_subparsers(dest="command", required=True, metavar="command")
     for name, (module_name, help_text) in COMMANDS.items():
-        module = importlib.import_module(module_name)
-        module.add_arguments(sub.add_parser(name, help=help_text, description=module.__doc__,
-                                            formatter_class=argparse.RawDescriptionHelpFormatter))
+        command_parser = sub.add_parser(name, help=help_text)
+        if argv[:1] == [name]:  # import only the module that runs: dbt is slow to import
+            module = importlib.import_module(module_name)
+            command_parser.description = module.__doc__
+            command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+            module.add_arguments(command_parser)
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
     try:
