@@ -7,6 +7,7 @@ import json
 import os
 import subprocess
 import sys
+from dataclasses import dataclass
 from datetime import datetime, timedelta, timezone
 from pathlib import Path
 
@@ -82,3 +83,61 @@ def table_fingerprints(db: Path) -> dict[str, tuple]:
         return out
     finally:
         con.close()
+
+
+SAMPLE_SCALE = 0.02
+SAMPLE_SEED = 7
+
+
+@pytest.fixture(scope="session")
+def sample_extracts(tmp_path_factory) -> Path:
+    """Generated extracts at a small scale, shared by the whole session (read-only)."""
+    out = tmp_path_factory.mktemp("sample") / "extracts"
+    run_cli("generate", "--out", str(out), "--scale", str(SAMPLE_SCALE), "--seed", str(SAMPLE_SEED), check=True)
+    return out
+
+
+@dataclass
+class BuiltWarehouse:
+    db: Path
+    env: dict[str, str]
+    extracts: Path
+
+    def query(self, sql: str, params=None) -> list[tuple]:
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql, params or []).fetchall()
+        finally:
+            con.close()
+
+    def df(self, sql: str):
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql).df()
+        finally:
+            con.close()
+
+
+@pytest.fixture(scope="session")
+def built_warehouse(tmp_path_factory, sample_extracts) -> BuiltWarehouse:
+    """The sample extracts ingested and `dbt build` run once; tests only read it."""
+    folder = tmp_path_factory.mktemp("built")
+    env = warehouse_env(folder)
+    run_cli("ingest", "--extracts", str(sample_extracts), "--quiet", env=env, check=True)
+    dbt_build(env)
+    return BuiltWarehouse(Path(env["DBT_DUCKDB_PATH"]), env, sample_extracts)
+
+
+def dbt_build(env: dict[str, str], *args: str) -> subprocess.CompletedProcess:
+    """`dbt build` in a subprocess against the warehouse that `env` points at."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "build", "--profiles-dir", str(PROJECT_DIR),
+         "--project-dir", str(PROJECT_DIR), *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+    )
+    if proc.returncode != 0:
+        raise AssertionError(f"dbt build failed (exit {proc.returncode}):\n{proc.stdout[-6000:]}\n{proc.stderr[-2000:]}")
+    return proc
