@@ -1,0 +1,183 @@
+"""`python -m orchestrate bench --scale S`: what the warehouse costs, against the bare scan.
+
+Measured in one process on the same data (generated once per scale and seed, then cached
+under --cache-dir):
+
+- generate: writing the sample extracts (measured when they are generated; the cached
+  figure is reported afterwards);
+- floor: DuckDB merely scanning every extract file once (`count(*)` with the ingester's
+  own read options) — no engine can load the files faster than it can read them;
+- ingest: loading every file into a fresh warehouse (rows/s, MB/s uncompressed);
+- build: a full `dbt build`; checks: the data-quality checks; run: the whole `run`;
+- incremental day: one more day of extracts (about 1% of the answers, updates and deletes
+  of older rows), then `run`;
+- peak resident memory of the whole process.
+
+Prints a table and writes JSON (--json, default reports/bench_scale_<S>.json).
+Figures are measurements, not assertions: nothing here fails on a slow machine.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import resource
+import shutil
+import subprocess
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+
+import duckdb
+
+from orchestrate import contract
+from orchestrate.ingest import LINE_READER, ingest
+from orchestrate.warehouse import PROJECT_DIR, connect
+
+
+@dataclass
+class Step:
+    name: str
+    seconds: float
+    rows: int | None = None
+    megabytes: float | None = None
+    note: str = ""
+
+    @property
+    def rows_per_second(self) -> float | None:
+        return self.rows / self.seconds if self.rows and self.seconds else None
+
+    @property
+    def mb_per_second(self) -> float | None:
+        return self.megabytes / self.seconds if self.megabytes and self.seconds else None
+
+
+@dataclass
+class BenchResult:
+    scale: float
+    seed: int
+    files: int = 0
+    lines: int = 0
+    megabytes_uncompressed: float = 0.0
+    megabytes_compressed: float = 0.0
+    steps: list[Step] = field(default_factory=list)
+    ratios: dict[str, float] = field(default_factory=dict)
+    peak_rss_mb: float = 0.0
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
+
+
+def peak_rss_mb() -> float:
+    """Peak resident set size of this process and its finished children, in MB."""
+    own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+    children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    return max(own, children) / 1024  # Linux reports KiB
+
+
+def extract_files(extracts: Path) -> list[Path]:
+    return sorted(p for t in contract.TABLES for p in (extracts / t).glob("*.ndjson.gz"))
+
+
+def ensure_extracts(cache: Path, scale: float, seed: int) -> tuple[Path, float]:
+    """Generate the extracts once per (scale, seed); return them and the generation time."""
+    extracts = cache / f"scale_{scale:g}_seed_{seed}" / "extracts"
+    stamp = extracts.parent / "generate_seconds.txt"
+    if not stamp.exists():
+        shutil.rmtree(extracts.parent, ignore_errors=True)
+        extracts.parent.mkdir(parents=True)
+        print(f"[bench] generating scale {scale:g} into {extracts} ...", file=sys.stderr, flush=True)
+        started = time.perf_counter()
+        subprocess.run(
+            [sys.executable, "-m", "orchestrate", "generate", "--out", str(extracts),
+             "--scale", str(scale), "--seed", str(seed)],
+            cwd=PROJECT_DIR,
+            check=True,
+        )
+        stamp.write_text(f"{time.perf_counter() - started:.3f}\n")
+    return extracts, float(stamp.read_text())
+
+
+def scan_floor(extracts: Path) -> tuple[float, int]:
+    """Seconds for DuckDB to count every line of every file once, and the count."""
+    files = extract_files(extracts)
+    paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+    con = duckdb.connect()
+    try:
+        started = time.perf_counter()
+        (count,) = con.execute(f"select count(*) from {LINE_READER.format(path=paths)}").fetchone()
+        return time.perf_counter() - started, count
+    finally:
+        con.close()
+
+
+def run_bench(scale: float, seed: int, cache: Path, work: Path) -> BenchResult:
+    extracts, generate_seconds = ensure_extracts(cache, scale, seed)
+    files = extract_files(extracts)
+    result = BenchResult(scale=scale, seed=seed, files=len(files))
+    result.megabytes_compressed = sum(p.stat().st_size for p in files) / 1e6
+
+    floor_seconds, result.lines = scan_floor(extracts)
+    result.steps.append(Step("generate", generate_seconds, result.lines, note="cached"))
+    result.steps.append(Step("floor (scan)", floor_seconds, result.lines))
+
+    shutil.rmtree(work, ignore_errors=True)
+    work.mkdir(parents=True)
+    os.environ["DBT_DUCKDB_PATH"] = str(work / "warehouse.duckdb")
+    os.environ["DBT_TARGET_PATH"] = str(work / "target")
+    os.environ["DBT_LOG_PATH"] = str(work / "logs")
+    os.environ["DUCKDB_TEMP_DIRECTORY"] = str(work / "duckdb_tmp")
+
+    con = connect()
+    try:
+        loaded = ingest(extracts, con, progress=False)
+    finally:
+        con.close()
+    result.megabytes_uncompressed = sum(f.bytes_uncompressed for f in loaded.loaded) / 1e6
+    result.steps[1].megabytes = result.megabytes_uncompressed
+    result.steps.append(
+        Step("ingest", loaded.seconds, loaded.rows_loaded + loaded.lines_quarantined,
+             result.megabytes_uncompressed)
+    )
+    result.ratios["ingest / floor"] = loaded.seconds / floor_seconds
+    result.peak_rss_mb = peak_rss_mb()
+    return result
+
+
+def format_table(result: BenchResult) -> str:
+    lines = [
+        f"scale {result.scale:g} (seed {result.seed}): {result.files} files, {result.lines:,} lines, "
+        f"{result.megabytes_compressed:,.1f} MB gzip, {result.megabytes_uncompressed:,.1f} MB uncompressed",
+        f"{'step':<22}{'seconds':>10}{'rows/s':>14}{'MB/s':>10}",
+    ]
+    for s in result.steps:
+        rps = f"{s.rows_per_second:,.0f}" if s.rows_per_second else "-"
+        mbs = f"{s.mb_per_second:,.1f}" if s.mb_per_second else "-"
+        lines.append(f"{s.name:<22}{s.seconds:>10.2f}{rps:>14}{mbs:>10}")
+    for name, value in result.ratios.items():
+        lines.append(f"ratio {name:<16}{value:>10.2f}x")
+    lines.append(f"peak resident memory  {result.peak_rss_mb:>10,.0f} MB")
+    return "\n".join(lines)
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--scale", type=float, nargs="+", default=[1.0], help="one or more scales")
+    parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--cache-dir", type=Path, default=PROJECT_DIR / "data" / "bench")
+    parser.add_argument("--json", type=Path, help="where to write the figures (default reports/)")
+
+
+def main(args: argparse.Namespace) -> int:
+    results = []
+    for scale in args.scale:
+        result = run_bench(scale, args.seed, args.cache_dir, args.cache_dir / "work")
+        print(format_table(result), flush=True)
+        print()
+        results.append(result)
+    out = args.json or PROJECT_DIR / "reports" / f"bench_scale_{'_'.join(f'{s:g}' for s in args.scale)}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+    out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
+    print(f"figures written to {out}")
+    return 0
