@@ -16,12 +16,14 @@ def target_path() -> Path:
     return Path(os.environ.get("DBT_TARGET_PATH", PROJECT_DIR / "target"))
 
 
-def invoke(args: list[str], target: str | None = None):
-    """Run one dbt command (e.g. ["build", "--select", "staging"]); return dbt's result."""
+def invoke(args: list[str], target: str | None = None, callbacks: list | None = None):
+    """Run one dbt command (e.g. ["build", "--select", "staging"]); return dbt's result.
+
+    `callbacks` receive every dbt event as it happens (e.g. to print node completions)."""
     from dbt.cli.main import dbtRunner  # imported late: dbt is slow to import
 
     full = [*args, "--project-dir", str(PROJECT_DIR), "--profiles-dir", str(PROJECT_DIR)]
     if target:
         full += ["--target", target]
     with _LOCK:
-        return dbtRunner().invoke(full)
+        return dbtRunner(callbacks=callbacks or []).invoke(full)
