@@ -27,6 +27,7 @@ import shutil
 import subprocess
 import sys
 import time
+from datetime import timedelta, timezone
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -111,6 +112,49 @@ def scan_floor(extracts: Path) -> tuple[float, int]:
         return time.perf_counter() - started, count
     finally:
         con.close()
+
+
+def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float = 0.01) -> Path:
+    """Append one day of changes after the last interval: about `share` of the current answers
+    changed (four in five updated to another value, one in five deleted). Returns the file."""
+    (last_end,) = con.execute("select max(interval_end) from raw.ingest_ledger").fetchone()
+    (next_seq,) = con.execute("select max(_seq) + 1 from raw.question_responses").fetchone()
+    start = last_end
+    end = start + timedelta(days=1)
+    path = extracts / "question_responses" / contract.file_name(
+        "question_responses", start.replace(tzinfo=timezone.utc), end.replace(tzinfo=timezone.utc), 0
+    )
+    out = str(path).replace("'", "''")
+    con.execute(
+        f"""
+        copy (
+          with current_answers as (
+            select response_id, question_id, value
+            from raw.question_responses
+            qualify row_number() over (partition by response_id, question_id order by _seq desc) = 1
+              and _op <> 'd'
+          ),
+          picked as (
+            select *, row_number() over (order by hash(response_id, question_id)) as n
+            from current_answers
+            where hash(response_id || '|' || question_id) % 1000 < {share * 1000:.0f}
+          )
+          select
+            case when n % 5 = 0 then 'd' else 'u' end as _op,
+            strftime(timestamp '{start:%Y-%m-%d} 08:00:00' + to_milliseconds(n * 7),
+                     '%Y-%m-%dT%H:%M:%S.%gZ') as _ts,
+            {next_seq} + n - 1 as _seq,
+            response_id,
+            question_id,
+            case when n % 5 = 0 then null
+                 when try_cast(value as integer) between 1 and 4 then to_json(try_cast(value as integer) + 1)
+                 else to_json(2) end as value
+          from picked
+          order by n
+        ) to '{out}' (format json, compression gzip)
+        """
+    )
+    return path
 
 
 def run_bench(scale: float, seed: int, cache: Path, work: Path) -> BenchResult:

@@ -165,9 +165,18 @@ def _json_path(column: str) -> str:
     return f"'$.\"{column}\"'"
 
 
-def _checked_lines_sql(table: Table, path: Path) -> str:
-    """One pass over the file: each line with its number, a reason if it is malformed,
-    and its parsed record if it is not."""
+def _lines_sql(path: Path) -> str:
+    """The file's lines with their numbers. Numbering needs one ordered pass (gzip is read
+    by one thread anyway); the parsing below then runs on every core."""
+    return (
+        "select ordinality::bigint as line_no, line "
+        f"from {LINE_READER.format(path=_quote(path))} with ordinality"
+    )
+
+
+def _checked_lines_sql(table: Table) -> str:
+    """Each line of temp table _lines with a reason if it is malformed, and its parsed
+    record if it is not."""
     columns = list(table.columns)
     known = ["_op", "_ts", "_seq", *columns]
     known_list = "[" + ", ".join(f"'{k}'" for k in known) + "]"
@@ -218,17 +227,13 @@ def _checked_lines_sql(table: Table, path: Path) -> str:
     record_struct = "{" + ", ".join(f'"{k}": "{v}"' for k, v in record_type.items()) + "}"
 
     return f"""
-    with lines as (
-      select ordinality::bigint as line_no, line
-      from {LINE_READER.format(path=_quote(path))} with ordinality
-    ),
-    shaped as (
+    with shaped as (
       select
         line_no,
         line,
         coalesce(json_valid(line), false) as is_json,
         case when is_json then json_type(line) end as root_type
-      from lines
+      from _lines
     ),
     typed as (
       select
@@ -279,7 +284,8 @@ def load_file(
     select_cols = ", ".join(f"rec.{c}" for c in cols)
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table _checked as {_checked_lines_sql(table, path)}")
+        con.execute(f"create or replace temp table _lines as {_lines_sql(path)}")
+        con.execute(f"create or replace temp table _checked as {_checked_lines_sql(table)}")
         con.execute(
             f"""
             insert into {RAW_SCHEMA}.{table.name}
@@ -328,6 +334,7 @@ def load_file(
                 quarantined,
             ],
         )
+        con.execute("drop table _lines")
         con.execute("drop table _checked")
         con.execute("commit")
     except BaseException:

@@ -37,7 +37,7 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
         "temp_directory": str(temp_dir),
     }
     try:
-        return duckdb.connect(str(path), read_only=read_only, config=config)
+        con = duckdb.connect(str(path), read_only=read_only, config=config)
     except duckdb.IOException as exc:
         if "lock" in str(exc).lower():
             raise WarehouseBusy(
@@ -46,3 +46,5 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
                 "client, another `python -m orchestrate` command), then try again."
             ) from exc
         raise
+    con.execute("set enable_progress_bar = false")
+    return con
