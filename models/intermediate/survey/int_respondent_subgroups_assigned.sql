@@ -1,0 +1,71 @@
+{#-
+  The subgroups each response counts in, as a long table: every response is in
+  (all, all); a response linked to a student is also in one value of each student
+  subgroup category, from the student's current roster row (Unknown when the roster
+  has no value, or no row). Anonymous, staff and family responses are only in `all`.
+-#}
+with
+
+responses as (
+    select
+        response_id,
+        student_key
+    from {{ ref('fct_survey_responses') }}
+),
+
+students as (
+    select
+        student_key,
+        grade_level,
+        gender,
+        race_ethnicity_federal,
+        english_learner,
+        iep,
+        econ_disadvantaged
+    from {{ ref('dim_students') }}
+),
+
+identified as (
+    select
+        responses.response_id,
+        coalesce(students.gender, 'Unknown') as gender,
+        coalesce(students.race_ethnicity_federal, 'Unknown') as race_ethnicity,
+        coalesce(students.grade_level, 'Unknown') as grade_level,
+        case
+            when students.english_learner then 'true'
+            when not students.english_learner then 'false'
+            else 'Unknown'
+        end as english_learner,
+        case
+            when students.iep then 'true'
+            when not students.iep then 'false'
+            else 'Unknown'
+        end as iep,
+        case
+            when students.econ_disadvantaged then 'true'
+            when not students.econ_disadvantaged then 'false'
+            else 'Unknown'
+        end as econ_disadvantaged
+    from responses
+    left join students
+        on responses.student_key = students.student_key
+    where responses.student_key is not null
+),
+
+final as (
+    select response_id, 'all' as subgroup_category, 'all' as subgroup_value from responses
+    union all
+    select response_id, 'gender', gender from identified
+    union all
+    select response_id, 'race_ethnicity', race_ethnicity from identified
+    union all
+    select response_id, 'grade_level', grade_level from identified
+    union all
+    select response_id, 'english_learner', english_learner from identified
+    union all
+    select response_id, 'iep', iep from identified
+    union all
+    select response_id, 'econ_disadvantaged', econ_disadvantaged from identified
+)
+
+select * from final

@@ -1,0 +1,58 @@
+{#-
+  One row per response and canonical item the respondent answered substantively, with
+  the response's attributes. item_score is the scored value (the mean, should one form
+  ask the same item twice).
+-#}
+with
+
+answers as (
+    select
+        response_id,
+        canonical_item_id,
+        topic_id,
+        scored_value,
+        is_favorable
+    from {{ ref('fct_question_responses') }}
+    where is_substantive
+),
+
+responses as (
+    select
+        response_id,
+        survey_id,
+        school_id,
+        district_id,
+        respondent_type,
+        school_year
+    from {{ ref('fct_survey_responses') }}
+    where school_year is not null
+),
+
+final as (
+    select
+        answers.response_id,
+        responses.survey_id,
+        responses.school_id,
+        responses.district_id,
+        responses.respondent_type,
+        responses.school_year,
+        answers.topic_id,
+        answers.canonical_item_id,
+        avg(cast(answers.scored_value as double)) as item_score,
+        count(*) as substantive_answers,
+        sum(case when answers.is_favorable then 1 else 0 end) as favorable_answers
+    from answers
+    inner join responses
+        on answers.response_id = responses.response_id
+    group by
+        answers.response_id,
+        responses.survey_id,
+        responses.school_id,
+        responses.district_id,
+        responses.respondent_type,
+        responses.school_year,
+        answers.topic_id,
+        answers.canonical_item_id
+)
+
+select * from final

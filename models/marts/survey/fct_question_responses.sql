@@ -1,0 +1,158 @@
+{{
+    config(
+        materialized='incremental',
+        unique_key=['response_id', 'question_id'],
+        incremental_strategy='delete+insert',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        post_hook="delete from {{ this }} where is_deleted"
+    )
+}}
+{#-
+  Incremental: each run rebuilds only the answers whose inputs changed since the last
+  run, and replaces them by key (delete+insert). An answer changed when
+    - a file loaded into raw.question_responses since the last run holds a change to it
+      (c, u or d), or
+    - a file loaded into raw.survey_responses since the last run holds a change to its
+      response (submitted, withdrawn, arrived after its answers), or
+    - its question's mapping fingerprint differs from the one it was built with (a
+      crosswalk or item bank edit, a question or option change, a question deleted or
+      arriving after its answers).
+  "Since the last run" is by the ingest ledger's load time, not by _seq: a file that
+  arrives late carries older _seq values than rows already built.
+  A changed key that no longer has a current answer comes out as a tombstone
+  (is_deleted): delete+insert removes the old row, and the post-hook removes the
+  tombstone.
+-#}
+with
+
+scored as (
+    select * from {{ ref('int_question_responses_scored') }}
+),
+
+ledger as (
+    select
+        file_name,
+        table_name,
+        loaded_at
+    from {{ source('replica', 'ingest_ledger') }}
+),
+
+ingest_high_water as (
+    select max(loaded_at) as ingested_through
+    from ledger
+),
+
+{% if is_incremental() %}
+
+previous_run as (
+    select coalesce(max(ingested_through), cast('1900-01-01' as timestamp)) as ingested_through
+    from {{ this }}
+),
+
+files_since_previous_run as (
+    select
+        file_name,
+        table_name
+    from ledger
+    where loaded_at > (select ingested_through from previous_run)
+),
+
+changed_answers as (
+    select
+        response_id,
+        question_id
+    from {{ source('replica', 'question_responses') }}
+    where _source_file in (
+        select file_name from files_since_previous_run where table_name = 'question_responses'
+    )
+),
+
+changed_responses as (
+    select response_id
+    from {{ source('replica', 'survey_responses') }}
+    where _source_file in (
+        select file_name from files_since_previous_run where table_name = 'survey_responses'
+    )
+),
+
+current_questions as (
+    select
+        question_id,
+        mapping_fingerprint
+    from {{ ref('int_questions_mapped') }}
+),
+
+built_questions as (
+    select distinct
+        question_id,
+        mapping_fingerprint
+    from {{ this }}
+),
+
+changed_questions as (
+    select coalesce(current_questions.question_id, built_questions.question_id) as question_id
+    from current_questions
+    full outer join built_questions
+        on current_questions.question_id = built_questions.question_id
+    where current_questions.mapping_fingerprint is null
+        or built_questions.mapping_fingerprint is null
+        or current_questions.mapping_fingerprint <> built_questions.mapping_fingerprint
+),
+
+keys_to_rebuild as (
+    select response_id, question_id
+    from changed_answers
+
+    union
+
+    select response_id, question_id
+    from scored
+    where response_id in (select response_id from changed_responses)
+        or question_id in (select question_id from changed_questions)
+
+    union
+
+    select response_id, question_id
+    from {{ this }}
+    where response_id in (select response_id from changed_responses)
+        or question_id in (select question_id from changed_questions)
+),
+
+{% else %}
+
+keys_to_rebuild as (
+    select response_id, question_id
+    from scored
+),
+
+{% endif %}
+
+final as (
+    select
+        keys_to_rebuild.response_id,
+        keys_to_rebuild.question_id,
+        scored.survey_id,
+        scored.canonical_item_id,
+        scored.topic_id,
+        scored.mapping_method,
+        scored.answer_value,
+        scored.option_value,
+        scored.option_label,
+        scored.answered_by,
+        scored.is_substantive,
+        scored.non_substantive_reason,
+        scored.scored_value,
+        scored.is_favorable,
+        scored.change_seq as answer_change_seq,
+        scored.mapping_fingerprint,
+        ingest_high_water.ingested_through,
+        scored.response_id is null as is_deleted
+    from keys_to_rebuild
+    cross join ingest_high_water
+    left join scored
+        on keys_to_rebuild.response_id = scored.response_id
+        and keys_to_rebuild.question_id = scored.question_id
+)
+
+select * from final

@@ -1,0 +1,86 @@
+with
+
+respondent_items as (
+    select * from {{ ref('int_response_items_scored') }}
+),
+
+subgroups as (
+    select * from {{ ref('int_respondent_subgroups_assigned') }}
+),
+
+reporting_levels as (
+    select 'school' as reporting_level
+    union all
+    select 'district' as reporting_level
+),
+
+grouped as (
+    select
+        respondent_items.school_year,
+        respondent_items.respondent_type,
+        reporting_levels.reporting_level,
+        case
+            when reporting_levels.reporting_level = 'school' then respondent_items.school_id
+            else respondent_items.district_id
+        end as entity_id,
+        respondent_items.topic_id,
+        respondent_items.canonical_item_id,
+        subgroups.subgroup_category,
+        subgroups.subgroup_value,
+        respondent_items.item_score,
+        respondent_items.substantive_answers,
+        respondent_items.favorable_answers
+    from respondent_items
+    inner join subgroups
+        on respondent_items.response_id = subgroups.response_id
+    cross join reporting_levels
+),
+
+aggregated as (
+    select
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        canonical_item_id,
+        subgroup_category,
+        subgroup_value,
+        count(*) as respondents,
+        avg(item_score) as item_mean,
+        sum(substantive_answers) as substantive_answers,
+        sum(favorable_answers) as favorable_answers
+    from grouped
+    where entity_id is not null
+    group by
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        canonical_item_id,
+        subgroup_category,
+        subgroup_value
+),
+
+final as (
+    select
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        canonical_item_id,
+        subgroup_category,
+        subgroup_value,
+        {{ is_below_min_reporting_n('respondents') }} as is_suppressed,
+        {{ suppress_below_min_reporting_n('respondents', 'respondents') }} as respondents,
+        {{ suppress_below_min_reporting_n('item_mean', 'respondents') }} as item_mean,
+        {{ suppress_below_min_reporting_n('100.0 * favorable_answers / substantive_answers', 'respondents') }}
+            as percent_favorable,
+        {{ suppress_below_min_reporting_n('favorable_answers', 'respondents') }} as favorable_answers,
+        {{ suppress_below_min_reporting_n('substantive_answers', 'respondents') }} as substantive_answers
+    from aggregated
+)
+
+select * from final

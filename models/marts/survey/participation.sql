@@ -1,0 +1,63 @@
+with
+
+surveys as (
+    select
+        survey_id,
+        district_id,
+        respondent_type,
+        school_year
+    from {{ ref('stg_replica__surveys') }}
+),
+
+invitations as (
+    select
+        survey_id,
+        school_id,
+        count(*) as invited
+    from {{ ref('stg_replica__survey_invitations') }}
+    group by survey_id, school_id
+),
+
+responses as (
+    select
+        survey_id,
+        school_id,
+        count(*) as responded,
+        sum(case when is_complete then 1 else 0 end) as completed
+    from {{ ref('fct_survey_responses') }}
+    group by survey_id, school_id
+),
+
+survey_schools as (
+    select
+        coalesce(invitations.survey_id, responses.survey_id) as survey_id,
+        coalesce(invitations.school_id, responses.school_id) as school_id,
+        coalesce(invitations.invited, 0) as invited,
+        coalesce(responses.responded, 0) as responded,
+        coalesce(responses.completed, 0) as completed
+    from invitations
+    full outer join responses
+        on invitations.survey_id = responses.survey_id
+        and invitations.school_id = responses.school_id
+),
+
+final as (
+    select
+        surveys.school_year,
+        survey_schools.survey_id,
+        survey_schools.school_id,
+        surveys.district_id,
+        surveys.respondent_type,
+        survey_schools.invited,
+        survey_schools.responded,
+        survey_schools.completed,
+        case when survey_schools.invited > 0 then 1.0 * survey_schools.responded / survey_schools.invited end
+            as response_rate,
+        case when survey_schools.invited > 0 then 1.0 * survey_schools.completed / survey_schools.invited end
+            as completion_rate
+    from survey_schools
+    inner join surveys
+        on survey_schools.survey_id = surveys.survey_id
+)
+
+select * from final

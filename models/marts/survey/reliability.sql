@@ -1,0 +1,96 @@
+{#-
+  Cronbach's alpha per school year, respondent type and topic, pooled over every
+  district: k / (k - 1) * (1 - sum of item variances / variance of the total score),
+  sample variances, over the respondents who answered every item of the topic.
+-#}
+with
+
+listwise as (
+    select * from {{ ref('int_response_items_listwise_filtered') }}
+),
+
+item_variances as (
+    select
+        school_year,
+        respondent_type,
+        topic_id,
+        canonical_item_id,
+        var_samp(item_score) as item_variance
+    from listwise
+    group by
+        school_year,
+        respondent_type,
+        topic_id,
+        canonical_item_id
+),
+
+item_summary as (
+    select
+        school_year,
+        respondent_type,
+        topic_id,
+        count(*) as items,
+        sum(item_variance) as sum_item_variance
+    from item_variances
+    group by
+        school_year,
+        respondent_type,
+        topic_id
+),
+
+respondent_totals as (
+    select distinct
+        response_id,
+        school_year,
+        respondent_type,
+        topic_id,
+        total_score
+    from listwise
+),
+
+total_summary as (
+    select
+        school_year,
+        respondent_type,
+        topic_id,
+        count(*) as complete_respondents,
+        var_samp(total_score) as total_variance
+    from respondent_totals
+    group by
+        school_year,
+        respondent_type,
+        topic_id
+),
+
+computed as (
+    select
+        item_summary.school_year,
+        item_summary.respondent_type,
+        item_summary.topic_id,
+        item_summary.items,
+        total_summary.complete_respondents,
+        case
+            when item_summary.items > 1 and total_summary.total_variance > 0
+                then item_summary.items / (item_summary.items - 1.0)
+                    * (1 - item_summary.sum_item_variance / total_summary.total_variance)
+        end as cronbach_alpha
+    from item_summary
+    inner join total_summary
+        on item_summary.school_year = total_summary.school_year
+        and item_summary.respondent_type = total_summary.respondent_type
+        and item_summary.topic_id = total_summary.topic_id
+),
+
+final as (
+    select
+        school_year,
+        respondent_type,
+        topic_id,
+        items,
+        {{ is_below_min_reporting_n('complete_respondents') }} as is_suppressed,
+        {{ suppress_below_min_reporting_n('complete_respondents', 'complete_respondents') }} as complete_respondents,
+        {{ suppress_below_min_reporting_n('cronbach_alpha', 'complete_respondents') }} as cronbach_alpha
+    from computed
+)
+
+select * from final

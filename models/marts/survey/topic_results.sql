@@ -1,0 +1,84 @@
+with
+
+respondent_topics as (
+    select * from {{ ref('int_response_topics_scored') }}
+),
+
+subgroups as (
+    select * from {{ ref('int_respondent_subgroups_assigned') }}
+),
+
+reporting_levels as (
+    select 'school' as reporting_level
+    union all
+    select 'district' as reporting_level
+),
+
+grouped as (
+    select
+        respondent_topics.school_year,
+        respondent_topics.respondent_type,
+        reporting_levels.reporting_level,
+        case
+            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
+            else respondent_topics.district_id
+        end as entity_id,
+        respondent_topics.topic_id,
+        subgroups.subgroup_category,
+        subgroups.subgroup_value,
+        respondent_topics.topic_score,
+        respondent_topics.substantive_answers,
+        respondent_topics.favorable_answers
+    from respondent_topics
+    inner join subgroups
+        on respondent_topics.response_id = subgroups.response_id
+    cross join reporting_levels
+),
+
+aggregated as (
+    select
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        subgroup_category,
+        subgroup_value,
+        count(*) as respondents,
+        count(topic_score) as scored_respondents,
+        avg(topic_score) as topic_mean,
+        sum(substantive_answers) as substantive_answers,
+        sum(favorable_answers) as favorable_answers
+    from grouped
+    where entity_id is not null
+    group by
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        subgroup_category,
+        subgroup_value
+),
+
+final as (
+    select
+        school_year,
+        respondent_type,
+        reporting_level,
+        entity_id,
+        topic_id,
+        subgroup_category,
+        subgroup_value,
+        {{ is_below_min_reporting_n('respondents') }} as is_suppressed,
+        {{ suppress_below_min_reporting_n('respondents', 'respondents') }} as respondents,
+        {{ suppress_below_min_reporting_n('scored_respondents', 'respondents') }} as scored_respondents,
+        {{ suppress_below_min_reporting_n('topic_mean', 'respondents') }} as topic_mean,
+        {{ suppress_below_min_reporting_n('100.0 * favorable_answers / substantive_answers', 'respondents') }}
+            as percent_favorable,
+        {{ suppress_below_min_reporting_n('favorable_answers', 'respondents') }} as favorable_answers,
+        {{ suppress_below_min_reporting_n('substantive_answers', 'respondents') }} as substantive_answers
+    from aggregated
+)
+
+select * from final
