@@ -13,6 +13,7 @@ COMMANDS = {
     "generate": ("orchestrate.generate", "write a deterministic sample set of replica extracts"),
     "ingest": ("orchestrate.ingest", "load new extract files into the raw schema, exactly once"),
     "run": ("orchestrate.run", "ingest, build, check and report: the whole warehouse job"),
+    "retry": ("orchestrate.retry", "re-run what failed in the last run, then check and report again"),
     "bench": ("orchestrate.bench", "measure generate, ingest, build and run against the bare scan"),
 }
 

@@ -1,0 +1,633 @@
+"""Data-quality checks after `dbt build`: expectation suites, shifts, reconciliation.
+
+Expectation suites are files in orchestrate/expectations/ (one JSON file per suite, in
+great-expectations' own suite format plus a `query` saying which rows to validate; see
+expectations/README.md). A suite's query is SQL with dbt-style `{{ ref('model') }}`,
+`{{ source('replica', 'table') }}` and `{{ orchestrate('table') }}` placeholders, resolved
+from dbt's manifest, so the same file works on DuckDB and on Snowflake.
+
+- DuckDB: the query's rows are validated as a pandas DataFrame (great-expectations'
+  SQLAlchemy path through duckdb-engine is broken upstream).
+- Snowflake: the query is a great-expectations SQL query asset on a Snowflake datasource
+  (needs snowflake-sqlalchemy; settings from the same environment variables as profiles.yml).
+
+Reconciliation is plain SQL: every loaded line is accounted for (loaded or quarantined),
+every current answer is in fct_question_responses and nothing else is.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import math
+import os
+import re
+from dataclasses import dataclass, field
+from datetime import date, datetime
+from decimal import Decimal
+from pathlib import Path
+from typing import Any
+
+from orchestrate.errors import UserError
+
+SUITES_DIR = Path(__file__).resolve().parent / "expectations"
+ORCHESTRATE_SCHEMA = "orchestrate"
+
+# The previous run's topic results, kept to measure shifts (orchestrate schema, not marts).
+SNAPSHOTS = {"topic_results_previous": "topic_results"}
+
+# Raw table -> the mart that holds its current rows one-to-one (None: no such mart).
+MART_OF = {
+    "districts": "dim_districts",
+    "schools": "dim_schools",
+    "students": "dim_students",
+    "surveys": "dim_surveys",
+    "survey_questions": "dim_questions",
+    "survey_invitations": None,
+    "survey_responses": "fct_survey_responses",
+    "question_responses": "fct_question_responses",
+}
+
+SEVERITIES = ("critical", "warning", "info")
+
+
+class MissingRelation(Exception):
+    """A suite's query names a model, source or table that does not exist (yet)."""
+
+
+# --------------------------------------------------------------------------------------
+# Suites
+
+
+@dataclass
+class Suite:
+    name: str
+    path: Path
+    description: str
+    query: str
+    expectations: list[dict]
+    id_columns: list[str] = field(default_factory=list)
+    skip_note: str = ""  # said when the suite's relations do not exist (e.g. first run)
+
+
+def load_suites(folder: Path = SUITES_DIR) -> list[Suite]:
+    """Every suite file, checked: each expectation must be one great-expectations knows."""
+    suites = []
+    for path in sorted(folder.glob("*.json")):
+        try:
+            data = json.loads(path.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise UserError(f"{path}:{exc.lineno}: not valid JSON ({exc.msg})") from exc
+        meta = data.get("meta", {})
+        if "query" not in meta:
+            raise UserError(f"{path}: meta.query is missing: say which rows the suite validates")
+        for n, exp in enumerate(data.get("expectations", []), start=1):
+            severity = exp.get("severity", "critical")
+            if severity not in SEVERITIES:
+                raise UserError(f"{path}: expectation {n}: severity must be one of {SEVERITIES}")
+        query = meta["query"]
+        suites.append(
+            Suite(
+                name=data.get("name", path.stem),
+                path=path,
+                description=meta.get("description", ""),
+                query="\n".join(query) if isinstance(query, list) else query,
+                expectations=data.get("expectations", []),
+                id_columns=meta.get("id_columns", []),
+                skip_note=meta.get("skip_note", ""),
+            )
+        )
+    return suites
+
+
+def build_gx_suite(suite: Suite):
+    """The suite as a great-expectations ExpectationSuite; an unknown or malformed
+    expectation raises (gx itself would only log it and drop it)."""
+    import great_expectations as gx
+    from great_expectations.expectations.expectation_configuration import (
+        ExpectationConfiguration,
+    )
+
+    expectations = []
+    for n, exp in enumerate(suite.expectations, start=1):
+        try:
+            expectations.append(ExpectationConfiguration(**exp).to_domain_obj())
+        except Exception as exc:  # gx raises several unrelated types here
+            raise UserError(f"{suite.path}: expectation {n} ({exp.get('type')}): {exc}") from exc
+    return gx.ExpectationSuite(name=suite.name, expectations=expectations)
+
+
+def _gx_context():
+    os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.ERROR)
+    import great_expectations as gx
+    from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    context = gx.get_context(mode="ephemeral")
+    context.variables.progress_bars = ProgressBarsConfig(globally=False)
+    return context
+
+
+# --------------------------------------------------------------------------------------
+# Relations: names in suite queries -> relations in the warehouse, from dbt's manifest
+
+
+class Relations:
+    PLACEHOLDER = re.compile(r"\{\{\s*(ref|source|orchestrate)\(([^)]*)\)\s*\}\}")
+
+    def __init__(self, manifest: dict, orchestrate_schema: str = ORCHESTRATE_SCHEMA):
+        self.models: dict[str, str] = {}
+        self.sources: dict[tuple[str, str], str] = {}
+        for node in manifest.get("nodes", {}).values():
+            if node.get("resource_type") in ("model", "seed", "snapshot") and node.get(
+                "relation_name"
+            ):
+                self.models[node["name"]] = node["relation_name"]
+        for src in manifest.get("sources", {}).values():
+            self.sources[(src["source_name"], src["name"])] = src["relation_name"]
+        self.orchestrate_schema = orchestrate_schema
+
+    def ref(self, name: str) -> str:
+        if name not in self.models:
+            raise MissingRelation(f"model {name!r} is not in the dbt project")
+        return self.models[name]
+
+    def source(self, source_name: str, name: str) -> str:
+        if (source_name, name) not in self.sources:
+            raise MissingRelation(f"source {source_name}.{name} is not in the dbt project")
+        return self.sources[(source_name, name)]
+
+    def orchestrate(self, name: str) -> str:
+        return f"{self.orchestrate_schema}.{name}"
+
+    def render(self, sql: str) -> str:
+        def replace(match: re.Match) -> str:
+            args = [a.strip().strip("'\"") for a in match[2].split(",")]
+            return getattr(self, match[1])(*args)
+
+        return self.PLACEHOLDER.sub(replace, sql)
+
+    def relations_in(self, sql: str) -> list[str]:
+        return [self.render(m[0]) for m in self.PLACEHOLDER.finditer(sql)]
+
+
+# --------------------------------------------------------------------------------------
+# Warehouses
+
+
+class DuckDBWarehouse:
+    """The DuckDB file; expectations validate pandas DataFrames."""
+
+    kind = "duckdb"
+
+    def __init__(self, con):
+        self.con = con
+
+    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
+        return self.con.execute(sql, params or []).fetchall()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.con.execute(sql, params or []).fetchone()[0]
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        self.con.execute(sql, params or [])
+
+    def df(self, sql: str):
+        return self.con.execute(sql).df()
+
+    def exists(self, relation: str) -> bool:
+        import duckdb
+
+        try:
+            self.con.execute(f"select 1 from {relation} where 1 = 0")
+            return True
+        except duckdb.CatalogException:
+            return False
+
+    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
+        datasource = context.data_sources.add_or_update_pandas("warehouse")
+        asset = datasource.add_dataframe_asset(name=suite.name)
+        batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
+            batch_parameters={"dataframe": self.df(sql)}
+        )
+        return batch.validate(gx_suite, result_format=result_format)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+class SnowflakeWarehouse:
+    """Snowflake, with the settings profiles.yml reads; expectations run as SQL there.
+
+    Not exercised by the test suite (no Snowflake here); keep it importable."""
+
+    kind = "snowflake"
+
+    def __init__(self):
+        import snowflake.connector
+
+        self.settings = {
+            "account": os.environ["SNOWFLAKE_ACCOUNT"],
+            "user": os.environ["SNOWFLAKE_USER"],
+            "role": os.environ["SNOWFLAKE_ROLE"],
+            "warehouse": os.environ["SNOWFLAKE_WAREHOUSE"],
+            "database": os.environ["SNOWFLAKE_DATABASE"],
+        }
+        auth: dict[str, Any] = {}
+        if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
+            auth["private_key_file"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
+            if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
+                auth["private_key_file_pwd"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
+        else:
+            auth["password"] = os.environ.get("SNOWFLAKE_PASSWORD", "")
+        self.auth = auth
+        self.con = snowflake.connector.connect(**self.settings, **auth)
+
+    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
+        with self.con.cursor() as cur:
+            cur.execute(sql, params or None)
+            return cur.fetchall()
+
+    def scalar(self, sql: str, params: list | None = None):
+        return self.rows(sql, params)[0][0]
+
+    def execute(self, sql: str, params: list | None = None) -> None:
+        with self.con.cursor() as cur:
+            cur.execute(sql, params or None)
+
+    def df(self, sql: str):
+        with self.con.cursor() as cur:
+            cur.execute(sql)
+            frame = cur.fetch_pandas_all()
+        frame.columns = [c.lower() for c in frame.columns]
+        return frame
+
+    def exists(self, relation: str) -> bool:
+        try:
+            self.execute(f"select 1 from {relation} where 1 = 0")
+            return True
+        except Exception:  # snowflake.connector.errors.ProgrammingError: does not exist
+            return False
+
+    def _connection_details(self) -> dict:
+        details = {
+            "account": self.settings["account"],
+            "user": self.settings["user"],
+            "role": self.settings["role"],
+            "warehouse": self.settings["warehouse"],
+            "database": self.settings["database"],
+            "schema": os.environ.get("SNOWFLAKE_SCHEMA", "marts"),
+        }
+        if "private_key_file" in self.auth:
+            from cryptography.hazmat.primitives import serialization
+
+            key = serialization.load_pem_private_key(
+                Path(self.auth["private_key_file"]).read_bytes(),
+                password=(self.auth.get("private_key_file_pwd") or "").encode() or None,
+            )
+            details["private_key"] = key.private_bytes(
+                serialization.Encoding.DER,
+                serialization.PrivateFormat.PKCS8,
+                serialization.NoEncryption(),
+            )
+        else:
+            details["password"] = self.auth["password"]
+        return details
+
+    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
+        try:
+            datasource = context.data_sources.get("warehouse")
+        except (KeyError, ValueError):
+            datasource = context.data_sources.add_snowflake(
+                name="warehouse", connection_string=self._connection_details()
+            )
+        asset = datasource.add_query_asset(name=suite.name, query=sql)
+        batch = asset.add_batch_definition_whole_table("all").get_batch()
+        return batch.validate(gx_suite, result_format=result_format)
+
+    def close(self) -> None:
+        self.con.close()
+
+
+def orchestrate_schema_name() -> str:
+    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "").strip()
+    return f"{prefix}_{ORCHESTRATE_SCHEMA}" if prefix else ORCHESTRATE_SCHEMA
+
+
+# --------------------------------------------------------------------------------------
+# Expectations
+
+
+def run_expectations(
+    warehouse, relations: Relations, suites: list[Suite] | None = None
+) -> list[dict]:
+    """Validate every suite; one result dict per suite (see report.py for its use)."""
+    suites = load_suites() if suites is None else suites
+    context = _gx_context()
+    out = []
+    for suite in suites:
+        entry: dict[str, Any] = {
+            "suite": suite.name,
+            "file": _display_path(suite.path),
+            "description": suite.description,
+            "status": "passed",
+            "results": [],
+        }
+        out.append(entry)
+        try:
+            sql = relations.render(suite.query)
+            missing = [r for r in relations.relations_in(suite.query) if not warehouse.exists(r)]
+        except MissingRelation as exc:
+            entry.update(status="skipped", note=str(exc))
+            continue
+        if missing:
+            entry.update(
+                status="skipped",
+                note=suite.skip_note or f"{', '.join(missing)} does not exist",
+            )
+            continue
+        gx_suite = context.suites.add(build_gx_suite(suite))
+        result_format = {
+            "result_format": "SUMMARY",
+            "unexpected_index_column_names": suite.id_columns,
+            "partial_unexpected_count": 10,
+        }
+        try:
+            validation = warehouse.validate(context, suite, gx_suite, sql, result_format)
+        except Exception as exc:  # a broken query: the suite errs, the others still run
+            entry.update(status="error", note=f"{type(exc).__name__}: {exc}")
+            continue
+        # gx does not keep the suite's order: match results to the file by expectation id
+        position = {e.id: n for n, e in enumerate(gx_suite.expectations)}
+        for result in sorted(validation.results, key=lambda r: position[r.expectation_config.id]):
+            configured = suite.expectations[position[result.expectation_config.id]]
+            entry["results"].append(_expectation_result(configured, result))
+        if any(r["outcome"] == "error" for r in entry["results"]):
+            entry["status"] = "error"
+        elif any(r["outcome"] == "failed" for r in entry["results"]):
+            entry["status"] = "failed"
+        elif any(r["outcome"] == "warning" for r in entry["results"]):
+            entry["status"] = "warning"
+    return out
+
+
+def _expectation_result(configured: dict, result) -> dict:
+    severity = configured.get("severity", "critical")
+    raised = bool(result.exception_info and result.exception_info.get("raised_exception"))
+    if raised:
+        outcome = "error"
+    elif result.success:
+        outcome = "passed"
+    else:
+        outcome = {"critical": "failed", "warning": "warning", "info": "info"}[severity]
+    details = result.result or {}
+    sample = details.get("partial_unexpected_index_list") or details.get(
+        "partial_unexpected_list"
+    )
+    return {
+        "expectation": configured["type"],
+        "kwargs": configured.get("kwargs", {}),
+        "severity": severity,
+        "outcome": outcome,
+        "why": configured.get("meta", {}).get("why", configured.get("description", "")),
+        "element_count": details.get("element_count"),
+        "unexpected_count": details.get("unexpected_count"),
+        "observed_value": details.get("observed_value"),
+        "sample": to_jsonable(sample or [])[:10],
+        "exception": (result.exception_info or {}).get("exception_message") if raised else None,
+    }
+
+
+def save_snapshots(warehouse, relations: Relations, run_id: str) -> list[str]:
+    """Keep this run's topic results as the baseline for the next run's shift check."""
+    saved = []
+    for snapshot, model in SNAPSHOTS.items():
+        try:
+            source = relations.ref(model)
+        except MissingRelation:
+            continue
+        if not warehouse.exists(source):
+            continue
+        warehouse.execute(f"create schema if not exists {relations.orchestrate_schema}")
+        warehouse.execute(
+            f"create or replace table {relations.orchestrate(snapshot)} as "
+            f"select '{run_id}' as snapshot_run_id, * from {source}"
+        )
+        saved.append(relations.orchestrate(snapshot))
+    return saved
+
+
+# --------------------------------------------------------------------------------------
+# Stored failures of configuration tests (unmapped codes and questions)
+
+UNMAPPED_PREFIXES = ("cfg_unmapped_", "unmapped_")
+
+
+def unmapped_failures(warehouse, manifest: dict, run_results: dict | None) -> list[dict]:
+    """Every cfg_unmapped_* / unmapped_* test, with its stored failing rows."""
+    statuses = {r["unique_id"]: r for r in (run_results or {}).get("results", [])}
+    out = []
+    for uid, node in sorted(manifest.get("nodes", {}).items()):
+        if node.get("resource_type") != "test":
+            continue
+        name = node.get("name", "")
+        generic = (node.get("test_metadata") or {}).get("name", "")
+        if not (name.startswith(UNMAPPED_PREFIXES) or generic.startswith(UNMAPPED_PREFIXES)):
+            continue
+        result = statuses.get(uid, {})
+        entry = {
+            "test": name,
+            "description": node.get("description", ""),
+            "file": node.get("original_file_path"),
+            "status": result.get("status", "not run"),
+            "failures": result.get("failures"),
+            "stored_in": node.get("relation_name"),
+            "columns": [],
+            "rows": [],
+        }
+        relation = node.get("relation_name")
+        if relation and warehouse.exists(relation):
+            frame = warehouse.df(f"select * from {relation} limit 200")
+            entry["columns"] = list(frame.columns)
+            entry["rows"] = to_jsonable(frame.values.tolist())
+            entry["stored_rows"] = warehouse.scalar(f"select count(*) from {relation}")
+        out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------------------
+# Reconciliation: raw -> staging -> marts
+
+
+def reconcile(warehouse, relations: Relations) -> dict:
+    """Counts per table from the files to the marts, and the checks they must pass."""
+    ledger = relations.source("replica", "ingest_ledger")
+    quarantine = relations.source("replica", "quarantined_lines")
+    if not warehouse.exists(ledger):
+        return {"status": "skipped", "note": f"{ledger} does not exist: nothing ingested yet",
+                "tables": [], "checks": []}
+
+    per_file = {
+        row[0]: row[1:]
+        for row in warehouse.rows(
+            f"select table_name, count(*), sum(line_count), sum(rows_loaded), "
+            f"sum(lines_quarantined) from {ledger} group by table_name"
+        )
+    }
+    tables = []
+    checks = []
+    for table, mart in MART_OF.items():
+        files, lines, loaded, quarantined = per_file.get(table, (0, 0, 0, 0))
+        raw_rows = _count(warehouse, relations.source("replica", table))
+        current = _count(warehouse, _ref_or_none(relations, f"stg_replica__{table}"))
+        mart_rows = _count(warehouse, _ref_or_none(relations, mart)) if mart else None
+        tables.append({
+            "table": table,
+            "files": files,
+            "lines": lines,
+            "rows_loaded": loaded,
+            "lines_quarantined": quarantined,
+            "raw_rows": raw_rows,
+            "current_rows": current,
+            "mart": mart,
+            "mart_rows": mart_rows,
+        })
+        checks.append(_check(
+            f"{table}: every loaded row is in raw.{table}",
+            raw_rows == loaded,
+            f"ledger says {loaded} rows loaded, raw.{table} has {raw_rows}",
+        ))
+
+    lines = sum(t["lines"] for t in tables)
+    loaded = sum(t["rows_loaded"] for t in tables)
+    quarantined = sum(t["lines_quarantined"] for t in tables)
+    quarantine_rows = _count(warehouse, quarantine)
+    checks.insert(0, _check(
+        "every line of every file is loaded or quarantined",
+        lines == loaded + quarantined,
+        f"{lines} lines = {loaded} loaded + {quarantined} quarantined",
+    ))
+    checks.insert(1, _check(
+        "every quarantined line is kept with its reason",
+        quarantine_rows == quarantined,
+        f"ledger counts {quarantined} quarantined lines, {quarantine} holds {quarantine_rows}",
+    ))
+
+    try:
+        staging = relations.ref("stg_replica__question_responses")
+        fact = relations.ref("fct_question_responses")
+    except MissingRelation as exc:
+        checks.append({"check": "current answers are in fct_question_responses",
+                       "status": "skipped", "detail": str(exc)})
+    else:
+        if warehouse.exists(fact):
+            missing = warehouse.scalar(
+                f"select count(*) from {staging} s where not exists (select 1 from {fact} f "
+                "where f.response_id = s.response_id and f.question_id = s.question_id)"
+            )
+            extra = warehouse.scalar(
+                f"select count(*) from {fact} f where not exists (select 1 from {staging} s "
+                "where f.response_id = s.response_id and f.question_id = s.question_id)"
+            )
+            checks.append(_check(
+                "every current answer (staging) is in fct_question_responses",
+                missing == 0,
+                f"{missing} current answers missing from {fact}",
+            ))
+            checks.append(_check(
+                "fct_question_responses holds no answer that is not current",
+                extra == 0,
+                f"{extra} rows of {fact} are deleted or unknown answers",
+            ))
+        else:
+            checks.append({"check": "current answers are in fct_question_responses",
+                           "status": "skipped", "detail": f"{fact} does not exist"})
+
+    failed = [c for c in checks if c["status"] == "failed"]
+    return {
+        "status": "failed" if failed else "passed",
+        "totals": {"lines": lines, "rows_loaded": loaded, "lines_quarantined": quarantined},
+        "tables": tables,
+        "checks": checks,
+    }
+
+
+def _check(name: str, passed: bool, detail: str) -> dict:
+    return {"check": name, "status": "passed" if passed else "failed", "detail": detail}
+
+
+def _ref_or_none(relations: Relations, name: str) -> str | None:
+    try:
+        return relations.ref(name)
+    except MissingRelation:
+        return None
+
+
+def _count(warehouse, relation: str | None) -> int | None:
+    if relation is None or not warehouse.exists(relation):
+        return None
+    return warehouse.scalar(f"select count(*) from {relation}")
+
+
+def quarantined_lines(warehouse, relations: Relations, limit: int = 50) -> dict:
+    """Quarantined lines by file and reason, and the first few with their text."""
+    relation = relations.source("replica", "quarantined_lines")
+    if not warehouse.exists(relation):
+        return {"total": 0, "by_file": [], "sample": []}
+    by_file = warehouse.rows(
+        f"select source_file, reason, count(*) as lines, min(line_number) as first_line "
+        f"from {relation} group by 1, 2 order by 1, 2"
+    )
+    sample = warehouse.rows(
+        f"select source_file, line_number, reason, left(line, 200) from {relation} "
+        f"order by source_file, line_number limit {int(limit)}"
+    )
+    return {
+        "table": relation,
+        "total": sum(r[2] for r in by_file),
+        "by_file": [
+            {"file": f, "reason": r, "lines": n, "first_line": first} for f, r, n, first in by_file
+        ],
+        "sample": [
+            {"file": f, "line_number": n, "reason": r, "line": text} for f, n, r, text in sample
+        ],
+    }
+
+
+# --------------------------------------------------------------------------------------
+
+
+def to_jsonable(value):
+    """numpy / pandas / dates -> plain JSON values."""
+    if isinstance(value, dict):
+        return {str(k): to_jsonable(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [to_jsonable(v) for v in value]
+    if isinstance(value, (str, bool)) or value is None:
+        return value
+    if isinstance(value, int):
+        return value
+    if isinstance(value, float):
+        return None if math.isnan(value) else value
+    if isinstance(value, Decimal):
+        return float(value)
+    if isinstance(value, (datetime, date)):
+        return value.isoformat()
+    if hasattr(value, "item"):  # numpy scalar
+        return to_jsonable(value.item())
+    try:
+        import pandas as pd
+
+        if pd.isna(value):
+            return None
+    except (TypeError, ValueError):
+        pass
+    return str(value)
+
+
+def _display_path(path: Path) -> str:
+    try:
+        return str(path.relative_to(SUITES_DIR.parent.parent))
+    except ValueError:
+        return str(path)
