@@ -54,7 +54,7 @@ option_summary as (
     select
         question_id,
         count(*) as option_count,
-        sum(case when non_substantive_reason is null then 1 else 0 end) as option_scale_points,
+        count(case when non_substantive_reason is null then 1 end) as option_scale_points,
         {{ dbt.listagg(
             "cast(option_value as varchar) || '=' || option_label_key || '=' || coalesce(non_substantive_reason, '')",
             "'|'",

@@ -40,7 +40,7 @@ final as (
         answers.canonical_item_id,
         avg(cast(answers.scored_value as double)) as item_score,
         count(*) as substantive_answers,
-        sum(case when answers.is_favorable then 1 else 0 end) as favorable_answers
+        count(case when answers.is_favorable then 1 end) as favorable_answers
     from answers
     inner join responses
         on answers.response_id = responses.response_id

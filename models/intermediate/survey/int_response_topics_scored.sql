@@ -29,8 +29,8 @@ answered as (
         topic_id,
         count(*) as items_answered,
         avg(item_score) as mean_item_score,
-        sum(substantive_answers) as substantive_answers,
-        sum(favorable_answers) as favorable_answers
+        cast(sum(substantive_answers) as bigint) as substantive_answers,
+        cast(sum(favorable_answers) as bigint) as favorable_answers
     from items
     group by
         response_id,

@@ -43,6 +43,28 @@ ingest_high_water as (
     from ledger
 ),
 
+answer_changes as (
+    select
+        response_id,
+        question_id,
+        _source_file as source_file
+    from {{ source('replica', 'question_responses') }}
+),
+
+response_changes as (
+    select
+        response_id,
+        _source_file as source_file
+    from {{ source('replica', 'survey_responses') }}
+),
+
+current_questions as (
+    select
+        question_id,
+        mapping_fingerprint
+    from {{ ref('int_questions_mapped') }}
+),
+
 {% if is_incremental() %}
 
 previous_run as (
@@ -62,25 +84,18 @@ changed_answers as (
     select
         response_id,
         question_id
-    from {{ source('replica', 'question_responses') }}
-    where _source_file in (
+    from answer_changes
+    where source_file in (
         select file_name from files_since_previous_run where table_name = 'question_responses'
     )
 ),
 
 changed_responses as (
     select response_id
-    from {{ source('replica', 'survey_responses') }}
-    where _source_file in (
+    from response_changes
+    where source_file in (
         select file_name from files_since_previous_run where table_name = 'survey_responses'
     )
-),
-
-current_questions as (
-    select
-        question_id,
-        mapping_fingerprint
-    from {{ ref('int_questions_mapped') }}
 ),
 
 built_questions as (

@@ -48,8 +48,8 @@ aggregated as (
         subgroup_value,
         count(*) as respondents,
         avg(item_score) as item_mean,
-        sum(substantive_answers) as substantive_answers,
-        sum(favorable_answers) as favorable_answers
+        cast(sum(substantive_answers) as bigint) as substantive_answers,
+        cast(sum(favorable_answers) as bigint) as favorable_answers
     from grouped
     where entity_id is not null
     group by

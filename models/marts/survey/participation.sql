@@ -23,7 +23,7 @@ responses as (
         survey_id,
         school_id,
         count(*) as responded,
-        sum(case when is_complete then 1 else 0 end) as completed
+        count(case when is_complete then 1 end) as completed
     from {{ ref('fct_survey_responses') }}
     group by survey_id, school_id
 ),

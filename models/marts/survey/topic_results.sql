@@ -47,8 +47,8 @@ aggregated as (
         count(*) as respondents,
         count(topic_score) as scored_respondents,
         avg(topic_score) as topic_mean,
-        sum(substantive_answers) as substantive_answers,
-        sum(favorable_answers) as favorable_answers
+        cast(sum(substantive_answers) as bigint) as substantive_answers,
+        cast(sum(favorable_answers) as bigint) as favorable_answers
     from grouped
     where entity_id is not null
     group by
