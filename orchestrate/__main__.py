@@ -12,6 +12,7 @@ from orchestrate.errors import UserError
 COMMANDS = {
     "generate": ("orchestrate.generate", "write a deterministic sample set of replica extracts"),
     "ingest": ("orchestrate.ingest", "load new extract files into the raw schema, exactly once"),
+    "suggest-mappings": ("orchestrate.suggest", "suggest canonical items for unmapped questions, for review"),
     "run": ("orchestrate.run", "ingest, build, check and report: the whole warehouse job"),
     "retry": ("orchestrate.retry", "re-run what failed in the last run, then check and report again"),
     "bench": ("orchestrate.bench", "measure generate, ingest, build and run against the bare scan"),
