@@ -194,6 +194,16 @@ def suggest_for_survey(survey: pd.DataFrame, items: pd.DataFrame) -> list[dict]:
     return rows
 
 
+def _note(question, ranked: list) -> str:
+    """Why a question has no suggestion."""
+    if ranked:
+        return ""
+    if question.is_open_ended:
+        return "open-ended: no canonical item takes free text; leave unmapped"
+    return (f"no unused canonical item for {question.respondent_type} surveys has "
+            f"{question.option_scale_points} scale points; leave unmapped")
+
+
 def suggest(questions: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
     """One row per unmapped wording of a district, with up to three suggestions."""
     per_question = []
@@ -209,6 +219,7 @@ def suggest(questions: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
                 "question_text_key": q.question_text_key,
                 "respondent_type": q.respondent_type,
                 "is_open_ended": bool(q.is_open_ended),
+                "note": _note(q, row["ranked"]),
             }
             for n in range(SUGGESTIONS):
                 item, text, score = row["ranked"][n] if n < len(row["ranked"]) else ("", "", None)
@@ -217,7 +228,7 @@ def suggest(questions: pd.DataFrame, items: pd.DataFrame) -> pd.DataFrame:
                 out[f"suggestion_{n + 1}_similarity"] = score
             per_question.append(out)
     columns = CROSSWALK_COLUMNS + [
-        "respondent_type", "is_open_ended", "questions", "surveys",
+        "respondent_type", "is_open_ended", "questions", "surveys", "note",
         *[f"suggestion_{n}_{part}" for n in range(1, SUGGESTIONS + 1) for part in ("item", "text", "similarity")],
     ]
     if not per_question:
