@@ -119,10 +119,12 @@ def build_gx_suite(suite: Suite):
 
 def _gx_context():
     os.environ.setdefault("GX_ANALYTICS_ENABLED", "false")
-    for name in ("great_expectations", "great_expectations.data_context.types.base"):
-        logging.getLogger(name).setLevel(logging.ERROR)
     import great_expectations as gx
     from great_expectations.data_context.types.base import ProgressBarsConfig
+
+    # gx sets some of its loggers to INFO when imported
+    for name in ("great_expectations", "great_expectations.data_context.types.base"):
+        logging.getLogger(name).setLevel(logging.ERROR)
 
     context = gx.get_context(mode="ephemeral")
     context.variables.progress_bars = ProgressBarsConfig(globally=False)
@@ -442,11 +444,16 @@ def unmapped_failures(warehouse, manifest: dict, run_results: dict | None) -> li
             "file": node.get("original_file_path"),
             "status": result.get("status", "not run"),
             "failures": result.get("failures"),
-            "stored_in": node.get("relation_name"),
+            "stored_in": None,
             "columns": [],
             "rows": [],
         }
-        relation = node.get("relation_name")
+        # store_failures set in a singular test's yml properties leaves relation_name empty
+        relation = node.get("relation_name") or (
+            f"{node['database']}.{node['schema']}.{node.get('alias') or name}"
+            if node.get("schema") else None
+        )
+        entry["stored_in"] = relation
         if relation and warehouse.exists(relation):
             frame = warehouse.df(f"select * from {relation} limit 200")
             entry["columns"] = list(frame.columns)
@@ -613,7 +620,7 @@ def to_jsonable(value):
     if isinstance(value, Decimal):
         return float(value)
     if isinstance(value, (datetime, date)):
-        return value.isoformat()
+        return None if value != value else value.isoformat()  # NaT is a datetime too
     if hasattr(value, "item"):  # numpy scalar
         return to_jsonable(value.item())
     try:

@@ -151,8 +151,12 @@ def _expectations(suites: list[dict]) -> str:
     out = ["<h2>Expectations (great-expectations)</h2>"]
     if not suites:
         return out[0] + "<p class='muted'>Not run.</p>"
-    for s in suites:
-        out.append(f"<h3>{escape(s['suite'])} {_status(s['status'])}</h3>"
+    # suites with something to look at first, open; quiet ones folded
+    order = {"error": 0, "failed": 1, "warning": 2, "skipped": 3, "passed": 4}
+    for s in sorted(suites, key=lambda s: order.get(s["status"], 9)):
+        quiet = s["status"] in ("passed", "skipped")
+        out.append(f"<details{'' if quiet else ' open'}><summary><b>{escape(s['suite'])}</b> "
+                   f"{_status(s['status'])} ({len(s['results'])} expectations)</summary>"
                    f"<p class='muted'>{escape(s.get('description') or '')} "
                    f"<code>{escape(s['file'])}</code></p>")
         if s.get("note"):
@@ -171,6 +175,7 @@ def _expectations(suites: list[dict]) -> str:
         if rows:
             out.append(_table(["outcome", "expectation", "arguments", "severity", "unexpected",
                                "why it matters", "examples"], rows))
+        out.append("</details>")
     return "\n".join(out)
 
 

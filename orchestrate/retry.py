@@ -25,6 +25,15 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
+    target_type = run.adapter_type(args.target)
+    lock = run.acquire_lock(run.lock_path(args.target, target_type), "retry")
+    try:
+        return _retry(args, lock)
+    finally:
+        lock.close()
+
+
+def _retry(args: argparse.Namespace, lock) -> int:
     last = run.last_run(args.target)
     if last is None:
         raise UserError(f"no run to retry: orchestrate.run_history has no run on target "
@@ -37,4 +46,5 @@ def main(args: argparse.Namespace) -> int:
           f"ingest {'again' if plan['ingest'] and last['options'].get('extracts') else 'not repeated'}, "
           f"dbt {'retry of failed nodes' if plan['build'] == 'retry' else plan['build'] or 'not repeated'}, "
           "then checks and report.")
-    return run.execute(last["options"], reports_dir=args.reports_dir, command="retry", retry_of=last)
+    return run.execute(last["options"], reports_dir=args.reports_dir, command="retry",
+                       retry_of=last, lock=lock)

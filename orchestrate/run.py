@@ -133,8 +133,9 @@ def _describe(result: dict) -> str:
 
 
 def execute(options: dict, reports_dir: Path | None = None, command: str = "run",
-            retry_of: dict | None = None) -> int:
-    """Run the steps under the warehouse's run lock; return the exit status."""
+            retry_of: dict | None = None, lock=None) -> int:
+    """Run the steps under the warehouse's run lock (taken here unless the caller holds
+    it: `lock`); return the exit status."""
     reports_dir = (reports_dir or Path(os.environ.get("ORCHESTRATE_REPORTS_DIR", PROJECT_DIR / "reports"))).resolve()
     target_type = adapter_type(options["target"])
     if options.get("extracts") and target_type != "duckdb":
@@ -152,7 +153,10 @@ def execute(options: dict, reports_dir: Path | None = None, command: str = "run"
         started_at=started,
         retry_of=retry_of["run_id"] if retry_of else None,
     )
-    lock = acquire_lock(lock_path(options["target"], target_type), run)
+    if lock is None:
+        lock = acquire_lock(lock_path(options["target"], target_type), f"{command} {run.run_id}")
+    else:
+        _describe_holder(lock, f"{command} {run.run_id}")
     try:
         return _execute(run, reports_dir, retry_of)
     finally:
@@ -514,6 +518,8 @@ def last_run(target: str) -> dict | None:
     if frame.empty:
         return None
     row = checks.to_jsonable(frame.iloc[0].to_dict())
+    if row["status"] == "running":  # the caller holds the run lock: that run was killed
+        row["status"] = "interrupted"
     row["options"] = json.loads(row["options"] or "{}")
     row["steps"] = json.loads(row["steps"] or "{}")
     return row
@@ -549,8 +555,9 @@ def lock_path(target: str, target_type: str) -> Path:
     return dbt.target_path() / f"orchestrate-{target}.run.lock"
 
 
-def acquire_lock(path: Path, run: Run):
-    """Hold an exclusive lock for the whole run; refuse at once if another run has it."""
+def acquire_lock(path: Path, holder: str):
+    """Hold an exclusive lock for the whole run; refuse at once if another run has it.
+    The OS releases it when the file is closed or the process dies, even by kill -9."""
     path.parent.mkdir(parents=True, exist_ok=True)
     handle = open(path, "a+", encoding="utf-8")
     try:
@@ -564,12 +571,17 @@ def acquire_lock(path: Path, run: Run):
             "Nothing was done and that run is unharmed: wait for it to finish, then look at "
             "its report (reports/latest) or run again."
         ) from None
+    _describe_holder(handle, holder)
+    return handle
+
+
+def _describe_holder(handle, holder: str) -> None:
+    """Say in the lock file who holds it, for the message another run prints."""
     handle.seek(0)
     handle.truncate()
-    handle.write(f"{run.command} {run.run_id}, pid {os.getpid()}, started "
-                 f"{run.started_at:%Y-%m-%d %H:%M:%S} UTC\n")
+    handle.write(f"{holder}, pid {os.getpid()}, since "
+                 f"{datetime.now(timezone.utc):%Y-%m-%d %H:%M:%S} UTC\n")
     handle.flush()
-    return handle
 
 
 def _esc(value: str) -> str:

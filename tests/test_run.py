@@ -1,0 +1,368 @@
+"""`python -m orchestrate run` and `retry`: the whole job, its report, and what failures lose (issue 5).
+
+One uninterrupted run over the sample extracts (the `reference` fixture) is both the end
+to end test and the yardstick: the other scenarios copy its warehouse file (raw tables and
+ingest ledger included) instead of ingesting again, and must end with the same marts.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import signal
+import subprocess
+import sys
+import threading
+import time
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+from conftest import PROJECT_DIR, run_cli, warehouse_env
+
+STEPS = ["ingest", "dbt build", "checks", "reconciliation", "report"]
+
+
+@dataclass
+class Warehouse:
+    folder: Path
+
+    @property
+    def env(self) -> dict[str, str]:
+        return {**warehouse_env(self.folder), "ORCHESTRATE_REPORTS_DIR": str(self.folder / "reports")}
+
+    @property
+    def db(self) -> Path:
+        return self.folder / "warehouse.duckdb"
+
+    def run(self, *args: str):
+        return run_cli(*args, env=self.env)
+
+    def latest_report(self) -> dict:
+        return json.loads((self.folder / "reports" / "latest" / "report.json").read_text())
+
+    def query(self, sql: str) -> list[tuple]:
+        con = duckdb.connect(str(self.db), read_only=True)
+        try:
+            return con.execute(sql).fetchall()
+        finally:
+            con.close()
+
+    def execute(self, *statements: str) -> None:
+        con = duckdb.connect(str(self.db))
+        try:
+            for sql in statements:
+                con.execute(sql)
+        finally:
+            con.close()
+
+
+def marts(db: Path, exclude: dict[str, list[str]] | None = None) -> dict[str, tuple]:
+    """Row count and order-independent content hash of every table in schema marts, like
+    conftest.table_fingerprints, with floating-point columns quantized to 1e-6: DuckDB sums
+    doubles in parallel, so two builds of the same data differ by ~1e-15 in means, alphas
+    and correlations. The grid is offset (+0.2718…) so that exact decimal ties such as
+    3.7765625 (a mean over 1,280 answers) do not sit on a rounding boundary.
+    `exclude` leaves out columns by table."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        columns = con.execute(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = 'marts' and table_name in (select table_name from "
+            "information_schema.tables where table_schema = 'marts' and table_type = 'BASE TABLE') "
+            "order by table_name, ordinal_position"
+        ).fetchall()
+        by_table: dict[str, list[str]] = {}
+        for table, column, data_type in columns:
+            if column in (exclude or {}).get(table, []):
+                continue
+            expr = (f'floor("{column}" * 1e6 + 0.2718281828)' if data_type in ("DOUBLE", "FLOAT")
+                    else f'"{column}"')
+            by_table.setdefault(table, []).append(f'{expr} as "{column}"')
+        return {
+            f"marts.{table}": con.execute(
+                f"select count(*), sum(hash(t)) from (select {', '.join(cols)} from marts.\"{table}\") as t"
+            ).fetchone()
+            for table, cols in by_table.items()
+        }
+    finally:
+        con.close()
+
+
+def copy_of(reference: Warehouse, folder: Path, raw_only: bool = False) -> Warehouse:
+    """The reference warehouse file in a new folder; with raw_only, as if only ingested."""
+    folder.mkdir(parents=True, exist_ok=True)
+    shutil.copy2(reference.db, folder / "warehouse.duckdb")
+    copy = Warehouse(folder)
+    if raw_only:
+        schemas = [s for (s,) in copy.query(
+            "select distinct schema_name from information_schema.schemata "
+            "where catalog_name = current_database() and schema_name not in ('raw', 'main')"
+        )]
+        copy.execute(*[f'drop schema "{s}" cascade' for s in schemas], "checkpoint")
+    return copy
+
+
+def start_run(w: Warehouse, *args: str) -> tuple[subprocess.Popen, list[str]]:
+    """`run` in the background; its output lines collect in the returned list as they come."""
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrate", "run", *args],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **w.env},
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+    )
+    lines: list[str] = []
+
+    def pump():
+        for line in proc.stdout:
+            lines.append(line)
+
+    threading.Thread(target=pump, daemon=True).start()
+    return proc, lines
+
+
+def wait_for(lines: list[str], predicate, proc: subprocess.Popen, timeout: float = 600) -> str:
+    deadline = time.monotonic() + timeout
+    seen = 0
+    while time.monotonic() < deadline:
+        while seen < len(lines):
+            if predicate(lines[seen]):
+                return lines[seen]
+            seen += 1
+        if proc.poll() is not None and seen >= len(lines):
+            time.sleep(0.5)  # let the pump drain
+            if seen >= len(lines):
+                raise AssertionError("run ended before the expected line:\n" + "".join(lines[-40:]))
+        time.sleep(0.1)
+    raise AssertionError("timed out waiting; last output:\n" + "".join(lines[-40:]))
+
+
+def dbt_progress(line: str) -> tuple[int, int] | None:
+    """(done, total) from a live progress line `  [dbt 12/190] success model …`."""
+    if "[dbt " not in line:
+        return None
+    done, total = line.split("[dbt ", 1)[1].split("]", 1)[0].split("/")
+    return int(done), int(total) if total.isdigit() else 0
+
+
+@pytest.fixture(scope="module")
+def reference(tmp_path_factory, sample_extracts) -> Warehouse:
+    """One uninterrupted `run` over every sample extract."""
+    w = Warehouse(tmp_path_factory.mktemp("reference"))
+    proc = w.run("run", "--extracts", str(sample_extracts))
+    w.proc = proc
+    return w
+
+
+def test_run_end_to_end_passes_and_reports_every_step(reference):
+    proc = reference.proc
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    out = proc.stdout
+
+    # live progress: files ingested and dbt nodes as they finish
+    assert "[ingest 1/" in proc.stderr
+    assert sum(1 for line in out.splitlines() if dbt_progress(line)) > 50
+
+    # the ending says how it went, where the results are and where the report is
+    tail = out.strip().splitlines()[-4:]
+    assert any(line.startswith("PASSED") for line in tail)
+    assert f"DuckDB file {reference.db}, schema marts" in out
+    assert "import duckdb" in out and "marts.topic_results" in out
+    assert tail[-1].startswith("Report: ")
+
+    report_dir = reference.folder / "reports" / "latest"
+    html = (report_dir / "report.html").read_text()
+    report = reference.latest_report()
+    assert tail[-1].startswith(f"Report: {reference.folder / 'reports' / report['run_id'] / 'report.html'}")
+    assert [s["name"] for s in report["steps"]] == STEPS
+    assert all(s["status"] in ("passed", "warning") for s in report["steps"]), report["steps"]
+    for step in STEPS:
+        assert f"<td>{step}</td>" in html
+    assert report["status"] == "passed" and report["exit_code"] == 0
+    assert report["ingest"]["files_loaded"] > 0 and report["ingest"]["rows_loaded"] > 0
+
+    # dbt results come from run_results.json; every model built
+    assert report["dbt"]["counts"].get("error", 0) == 0 and report["dbt"]["counts"].get("fail", 0) == 0
+    built = {r["name"] for r in report["dbt"]["results"] if r["resource_type"] == "model"}
+    assert {"topic_results", "fct_question_responses", "dim_students"} <= built
+    assert (reference.folder / "reports" / report["run_id"] / "dbt" / "run_results.json").exists()
+
+    # expectations ran on the marts; the shift check waits for a previous run
+    suites = {s["suite"]: s for s in report["expectations"]}
+    assert {"row_counts", "topic_results", "reliability", "benchmarks"} <= set(suites)
+    assert suites["topic_results"]["status"] == "passed"
+    assert suites["topic_results_shift"]["status"] == "skipped"
+    assert "Expectations" in html and "topic_results" in html
+
+    # reconciliation: raw -> staging -> marts, every line accounted for
+    rec = report["reconciliation"]
+    assert rec["status"] == "passed"
+    assert rec["totals"]["lines"] == rec["totals"]["rows_loaded"] + rec["totals"]["lines_quarantined"]
+    qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
+    assert qr["mart_rows"] == qr["current_rows"] <= qr["raw_rows"]
+    assert "reconciliation: lines in files" in out
+
+    # unmapped codes from the stored failures of the cfg_unmapped_* tests
+    assert any(t["test"].startswith("cfg_unmapped_") for t in report["unmapped"])
+    assert "Unmapped codes and questions" in html and "Quarantined lines" in html
+
+    # run history and the baseline for the next run's shift check, outside marts
+    history = reference.query("select run_id, status, rows_loaded, ended_at from orchestrate.run_history")
+    assert history == [(report["run_id"], "passed", report["ingest"]["rows_loaded"], history[0][3])]
+    assert history[0][3] is not None
+    assert reference.query("select count(*) > 0 from orchestrate.topic_results_previous") == [(True,)]
+
+
+def test_broken_expectation_fails_the_run_and_the_report_names_it(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "tampered")
+    w.execute(
+        "update marts.topic_results set percent_favorable = 150 "
+        "where rowid = (select min(rowid) from marts.topic_results where not is_suppressed)"
+    )
+    # build something that does not rebuild topic_results; checks still cover every mart
+    proc = w.run("run", "--select", "stg_replica__districts")
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
+    assert "FAILED" in tail and "topic_results" in tail and "percent_favorable" in tail
+    assert "Report: " in tail
+
+    report = w.latest_report()
+    assert report["status"] == "failed" and report["exit_code"] == 1
+    suite = next(s for s in report["expectations"] if s["suite"] == "topic_results")
+    failed = [r for r in suite["results"] if r["outcome"] == "failed"]
+    assert [(r["kwargs"]["column"], r["unexpected_count"]) for r in failed] == [("percent_favorable", 1)]
+    assert failed[0]["sample"][0]["percent_favorable"] == 150
+    html = (w.folder / "reports" / "latest" / "report.html").read_text()
+    assert "percent_favorable" in html and "failed" in html
+    # a failing run does not become the baseline for shifts
+    assert w.query("select snapshot_run_id from orchestrate.topic_results_previous") [0][0] != report["run_id"]
+
+    # retry: the build passed, so only the checks and the report run again
+    w.execute("update marts.topic_results set percent_favorable = 50 where percent_favorable = 150")
+    proc = w.run("retry")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    retried = w.latest_report()
+    assert retried["retry_of"] == report["run_id"]
+    steps = {s["name"]: s["status"] for s in retried["steps"]}
+    assert steps["dbt build"] == "skipped" and steps["checks"] in ("passed", "warning")
+    assert "[dbt " not in proc.stdout
+
+
+def test_kill_9_during_dbt_build_then_run_again_gives_the_same_marts(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "killed", raw_only=True)
+    proc, lines = start_run(w)
+    # kill once about a third of the nodes have finished: models half built, marts pending
+    wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 3 >= p[1], proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    assert not any(line.startswith("== dbt build:") for line in lines), "the kill came too late"
+
+    again = w.run("run")
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    assert marts(w.db) == marts(reference.db)
+    assert w.query("select status from orchestrate.run_history order by started_at") == [
+        ("interrupted",), ("passed",)
+    ]
+
+
+def test_a_second_run_is_refused_while_one_runs_and_the_first_is_unharmed(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "concurrent", raw_only=True)
+    first, lines = start_run(w)
+    wait_for(lines, lambda line: line.startswith("== dbt build"), first)  # it holds the lock
+
+    second = w.run("run")
+    assert second.returncode == 2
+    assert "another run is already using this warehouse" in second.stderr
+    assert "Traceback" not in second.stderr
+    assert first.poll() is None, "the first run should still be going"
+
+    assert first.wait(timeout=900) == 0, "".join(lines[-60:])
+    assert marts(w.db) == marts(reference.db)
+    assert [s for (s,) in w.query("select status from orchestrate.run_history")] == ["passed"]
+
+
+def test_a_warehouse_held_by_another_program_gives_a_message_not_a_traceback(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "held")
+    holder = subprocess.Popen(
+        [sys.executable, "-c",
+         f"import duckdb, time; c = duckdb.connect({str(w.db)!r}); print('ready', flush=True); time.sleep(120)"],
+        stdout=subprocess.PIPE, text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "ready"
+        proc = w.run("run")
+    finally:
+        holder.kill()
+        holder.wait()
+    assert proc.returncode == 2
+    assert "in use by another process" in proc.stderr + proc.stdout
+    assert "Traceback" not in proc.stderr
+    assert "ERROR" in proc.stdout and "Report: " in proc.stdout.strip().splitlines()[-1]
+
+
+def interval_day(path: Path) -> str:
+    return path.name.split("__")[1][:8]
+
+
+def test_loading_day_by_day_with_a_run_after_each_gives_the_same_marts(reference, sample_extracts, tmp_path):
+    files = sorted(p for p in sample_extracts.glob("*/*.ndjson.gz"))
+    days = sorted({interval_day(p) for p in files})
+    batches = 5
+    cut = [days[len(days) * (n + 1) // batches - 1] for n in range(batches)]
+
+    w = Warehouse(tmp_path / "daily")
+    delivered = tmp_path / "delivered"
+    exits = []
+    for last_day in cut:
+        for path in files:
+            if interval_day(path) <= last_day:
+                target = delivered / path.parent.name / path.name
+                if not target.exists():
+                    target.parent.mkdir(parents=True, exist_ok=True)
+                    shutil.copy2(path, target)
+        proc = w.run("run", "--extracts", str(delivered))
+        assert proc.returncode in (0, 1), proc.stdout[-4000:] + proc.stderr[-2000:]
+        exits.append(proc.returncode)
+    assert exits[-1] == 0, proc.stdout[-4000:]
+
+    # fct_question_responses.ingested_through is the ingest ledger's load time (the
+    # incremental model's high-water mark): it differs between any two warehouses.
+    load_times = {"fct_question_responses": ["ingested_through"]}
+    daily, single = marts(w.db, exclude=load_times), marts(reference.db, exclude=load_times)
+    assert daily == single
+    assert len(w.query("select * from orchestrate.run_history")) == batches
+
+
+def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "retry")
+    # a school row without its key (written past the ingester): staging's not_null test
+    # fails and dbt skips everything built from schools
+    w.execute(
+        "insert into raw.schools (_op, _ts, _seq, school_id, district_id, name) "
+        "values ('c', now()::timestamp, 999999999, null, 'd_nowhere', 'Keyless School')"
+    )
+    proc = w.run("run", "--select", "stg_replica__schools+")
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "not_null_stg_replica__schools_school_id" in proc.stdout
+    failed_run = w.latest_report()
+    failed_tests = [r for r in failed_run["dbt"]["results"] if r["status"] == "fail"]
+    assert [(t["name"], t["failures"]) for t in failed_tests] == [("not_null_stg_replica__schools_school_id", 1)]
+    assert failed_tests[0]["file"].endswith("stg_replica__schools.yml")
+    skipped = {r["name"] for r in failed_run["dbt"]["results"] if r["status"] == "skipped"}
+    assert {"dim_schools", "benchmarks"} <= skipped
+
+    w.execute("delete from raw.schools where school_id is null")
+    proc = w.run("retry")
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    retried = w.latest_report()
+    assert retried["retry_of"] == failed_run["run_id"]
+    assert retried["dbt"]["command"].startswith("dbt retry --state")
+    rerun = {r["name"] for r in retried["dbt"]["results"]}
+    assert "not_null_stg_replica__schools_school_id" in rerun and {"dim_schools", "benchmarks"} <= rerun
+    assert "stg_replica__schools" not in rerun  # it built fine the first time
+    assert marts(w.db) == marts(reference.db)
