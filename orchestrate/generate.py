@@ -51,6 +51,7 @@ Messiness, and how much of it there is (nominal rates; the tests check them):
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import os
 import shutil
@@ -66,13 +67,14 @@ import duckdb
 import numpy as np
 import pandas as pd
 import pyarrow as pa
+import pyarrow.compute as pc
 
 from orchestrate import sample_design as sd
 from orchestrate.errors import UserError
 from orchestrate.contract import MAX_UNCOMPRESSED_BYTES, TABLES, file_name
 
 # Rates used below; the docstring's table says the same in words.
-STUDENTS_PER_SCALE = 17_000  # scale 1 gives about 1,000,000 question_responses lines
+STUDENTS_PER_SCALE = 19_500  # scale 1 gives about 1,000,000 question_responses lines
 MIN_STUDENTS_PER_SCHOOL = 24  # so small scales still publish benchmarks
 STAFF_PER_STUDENT = 1 / 12
 MIN_STAFF_PER_SCHOOL = 12
@@ -92,12 +94,14 @@ LATE_CORRECTION = 0.25
 DELETED = 0.003
 WITHDRAWN = 0.002
 GZIP_LEVEL = 6
+CHUNK_ROWS = 1_000_000  # changes put in order at a time when writing (bounds memory)
 
 DAY_MS = 86_400_000
 HOUR_MS = 3_600_000
 GRADE_UG = 99  # grade_num of ungraded students
 
 OP_ORDER = {"c": 0, "u": 1, "d": 2}
+KIND_CODE = {"scale": 0, "choice": 1, "open": 2}  # question kinds in SQL
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -148,6 +152,7 @@ def generate(out: Path, scale: float, seed: int, max_part_bytes: int = MAX_UNCOM
     if threads:
         con.execute(f"SET threads = {int(threads)}")
     con.execute("SET preserve_insertion_order = true")
+    con.execute("SET enable_progress_bar = false")
 
     def say(msg: str) -> None:
         print(f"generate: {msg} ({time.monotonic() - started:.1f} s)", file=log, flush=True)
@@ -161,12 +166,7 @@ def generate(out: Path, scale: float, seed: int, max_part_bytes: int = MAX_UNCOM
                                                             "district_id", "question_text"])
     for name, frame in tables.items():
         con.register(f"{name}_df", frame)
-        select = "*"
-        if name == "questions":
-            select = ("* REPLACE (from_json(labels, '[\"VARCHAR\"]') AS labels, "
-                      "from_json(ns_values, '[\"INTEGER\"]') AS ns_values, "
-                      "from_json(ns_labels, '[\"VARCHAR\"]') AS ns_labels)")
-        con.execute(f"CREATE TABLE {name} AS SELECT {select} FROM {name}_df")
+        con.execute(f"CREATE TABLE {name} AS SELECT * FROM {name}_df")
         con.unregister(f"{name}_df")
     _build_events(con, seed, design)
     say("changes built")
@@ -174,13 +174,13 @@ def generate(out: Path, scale: float, seed: int, max_part_bytes: int = MAX_UNCOM
     summary = Summary(out)
     with ThreadPoolExecutor(max_workers=max(1, threads or 1)) as pool:
         for table in TABLES:
-            files, lines, nbytes, gz = _write_table(con, table, out, max_part_bytes, pool)
-            summary.files += files
-            summary.lines += lines
-            summary.bytes += nbytes
-            summary.gzip_bytes += gz
-            summary.per_table[table] = (files, lines)
-            say(f"{table}: {files} files, {lines:,} lines, {nbytes:,} bytes")
+            w = _write_table(con, table, out, max_part_bytes, pool)
+            summary.files += w.files
+            summary.lines += w.lines
+            summary.bytes += w.bytes
+            summary.gzip_bytes += w.gzip_bytes
+            summary.per_table[table] = (w.files, w.lines)
+            say(f"{table}: {w.files} files, {w.lines:,} lines, {w.bytes:,} bytes")
     _write_truth(out, truth, design)
     con.close()
     summary.seconds = time.monotonic() - started
@@ -212,7 +212,7 @@ def _ms(d: date, hours: float = 0) -> int:
 
 
 def _design_frames(scale: float) -> dict[str, pd.DataFrame]:
-    districts, schools, surveys, questions = [], [], [], []
+    districts, schools, surveys, questions, question_labels = [], [], [], [], []
     n_schools = sd.schools_per_district(scale)
     school_num = 0
     for di, d in enumerate(sd.DISTRICTS):
@@ -222,7 +222,7 @@ def _design_frames(scale: float) -> dict[str, pd.DataFrame]:
             grades = sd.school_grades(d, k)
             lo, hi = (sd.GRADE_NUMBER["PK"] if g == "PK" else sd.GRADE_NUMBER["KG"] if g == "K" else int(g)
                       for g in grades.split("-"))
-            schools.append({"school_num": school_num, "school_id": f"sch_{school_num:04d}", "district_idx": di,
+            schools.append({"school_num": school_num, "school_id": _id("sch", school_num), "district_idx": di,
                             "school_k": k, "grades": grades, "lo": lo, "hi": hi})
     survey_num = 0
     question_num = 0
@@ -234,7 +234,7 @@ def _design_frames(scale: float) -> dict[str, pd.DataFrame]:
                 ext = sd.WINDOW_EXTENSIONS.get((d.district_id, rtype, year), 0)
                 form = sd.form(d, rtype)
                 surveys.append({
-                    "survey_num": survey_num, "survey_id": f"sv_{survey_num:03d}", "district_idx": di,
+                    "survey_num": survey_num, "survey_id": _id("sv", survey_num), "district_idx": di,
                     "year_idx": yi, "rtype": rtype, "opens_on": opens.isoformat(),
                     "closes_on": closes.isoformat(), "extended_closes_on": (closes + timedelta(days=ext)).isoformat(),
                     "opens_ms": _ms(opens), "window_days": (closes - opens).days + 1 + ext,
@@ -254,19 +254,22 @@ def _design_frames(scale: float) -> dict[str, pd.DataFrame]:
                     else:
                         kind = "choice"
                         labels = [label for _, label in sorted(q.options)]
+                    ns = d.non_substantive if kind == "scale" else ()
                     questions.append({
-                        "question_num": question_num, "question_id": f"q_{question_num:05d}",
+                        "question_num": question_num, "question_id": _id("q", question_num),
                         "survey_num": survey_num, "position": q.position, "question_text": q.text,
-                        "kind": kind, "k": len(labels), "reverse": q.reverse_coded,
+                        "kind": KIND_CODE[kind], "k": len(labels), "reverse": q.reverse_coded,
                         "topic_num": _topic_num(item.topic_id) if item else 0,
                         "item_num": _item_num(item.canonical_item_id) if item else 0,
-                        "labels": json.dumps(labels),
-                        "ns_values": json.dumps([v for v, _ in d.non_substantive] if kind == "scale" else []),
-                        "ns_labels": json.dumps([lab for _, lab in d.non_substantive] if kind == "scale" else []),
+                        "ns_count": len(ns), "ns_first": ns[0][0] if ns else None,
+                        "ns_second": ns[-1][0] if ns else None,
                         "options": q.options, "variant_kind": q.variant_kind,
                         "canonical_item_id": q.canonical_item_id, "district_id": d.district_id,
                     })
+                    for value, label in [*enumerate(labels, start=1), *ns]:
+                        question_labels.append({"question_num": question_num, "value": value, "label": label})
     frames = {
+        "question_labels": pd.DataFrame(question_labels),
         "districts": pd.DataFrame(districts),
         "schools": pd.DataFrame(schools),
         "surveys": pd.DataFrame(surveys),
@@ -462,7 +465,7 @@ def _students(design: dict[str, pd.DataFrame], scale: float, seed: int):
     students = pd.concat(student_frames, ignore_index=True)
     student_years = pd.concat(year_frames, ignore_index=True)
     truth = pd.concat(truth_frames, ignore_index=True)
-    truth.insert(0, "student_id", truth.pop("student_num").map(lambda k: f"st_{k:07d}"))
+    truth.insert(0, "student_id", truth.pop("student_num").map(lambda k: _id("st", k)))
     return students, student_years, truth
 
 
@@ -495,27 +498,50 @@ def _combined_2024(mask: np.ndarray, hispanic: np.ndarray) -> np.ndarray:
 
 
 # --------------------------------------------------------------------------------------
-# Change events, in DuckDB. Every random draw is a hash of (seed, purpose, ids).
+# Change events, in DuckDB. Every random draw is a hash of (a salt made from the seed and
+# the draw's purpose, ids): integer-only hashing, the same whatever the thread schedule.
+
+ID_OFFSET = {"sch": 1_000, "sv": 100, "q": 10_000, "st": 1_000_000, "inv": 10_000_000, "r": 10_000_000}
+
+
+def _id(prefix: str, n: int) -> str:
+    """Platform ids: prefix and a number offset to a fixed width (cheap to build in SQL too)."""
+    return f"{prefix}_{ID_OFFSET[prefix] + n}"
+
+
+def _sql_id(prefix: str, expr: str) -> str:
+    return f"concat('{prefix}_', {ID_OFFSET[prefix]} + {expr})"
+
+
+def _salt(seed: int, tag: str) -> int:
+    return int.from_bytes(hashlib.blake2b(f"{seed}|{tag}".encode(), digest_size=7).digest(), "big")
+
+
+def _hash(seed: int, tag: str, *ids: str) -> str:
+    return f"hash({_salt(seed, tag)}::BIGINT, {', '.join(ids)})"
 
 
 def _u(seed: int, tag: str, *ids: str) -> str:
     """SQL for a uniform draw in [0, 1) keyed on seed, tag and ids."""
-    return f"((hash({seed}, '{tag}', {', '.join(ids)}) >> 11)::DOUBLE / 9007199254740992.0)"
+    return f"(({_hash(seed, tag, *ids)} >> 11)::DOUBLE / 9007199254740992.0)"
 
 
 def _u16(h: str, i: int) -> str:
-    """The i-th 16-bit slice (0..3) of hash expression h as a uniform in [0, 1)."""
+    """The i-th 16-bit slice (0..3) of hash column h as a uniform in [0, 1)."""
     return f"((({h}) >> {16 * i}) & 65535)::DOUBLE / 65536.0"
 
 
+def _normal_of(h: str) -> str:
+    """An approximately standard normal draw from hash column h (sum of its four 16-bit slices)."""
+    return f"(({' + '.join(_u16(h, i) for i in range(4))}) - 2.0) * 1.7320508075688772"
+
+
 def _normal(seed: int, tag: str, *ids: str) -> str:
-    h = f"hash({seed}, '{tag}', {', '.join(ids)})"
-    return (f"(sqrt(-2 * ln((({h} >> 32) + 1)::DOUBLE / 4294967297.0))"
-            f" * cos(2 * pi() * ({h} & 4294967295)::DOUBLE / 4294967296.0))")
+    return _normal_of(_hash(seed, tag, *ids))
 
 
 def _build_events(con: duckdb.DuckDBPyConnection, seed: int, design: dict[str, pd.DataFrame]) -> None:
-    """Create one `ev_<table>` per table: ts_ms, ord (c/u/d), k1, k2 and the row body."""
+    """Create one `ev_<table>` per table: ts_ms, op, ord (c/u/d), k1, k2 and the row body."""
     _small_table_events(con, design)
     _student_events(con)
     _survey_events(con, seed)
@@ -579,28 +605,31 @@ def _small_table_events(con: duckdb.DuckDBPyConnection, design: dict[str, pd.Dat
 
 
 def _student_events(con: duckdb.DuckDBPyConnection) -> None:
-    con.execute("""
+    # Built by concatenation: demographic codes are already JSON text (strings or booleans),
+    # and to_json() of a struct with JSON members is slow.
+    def text(col: str) -> str:
+        return f"coalesce(to_json({col})::VARCHAR, 'null')"
+
+    con.execute(f"""
         CREATE TABLE ev_students AS
         SELECT y.ts_ms, y.op, CASE y.op WHEN 'c' THEN 0 ELSE 1 END::TINYINT AS ord,
                y.student_num AS k1, 0::BIGINT AS k2,
-               substr(to_json(struct_pack(
-                   student_id := printf('st_%07d', y.student_num),
-                   district_id := d.district_id,
-                   school_id := sc.school_id,
-                   local_student_id := s.local_student_id,
-                   first_name := s.first_name,
-                   last_name := s.last_name,
-                   email := s.email,
-                   birth_date := s.birth_date,
-                   grade_level := y.grade_json::JSON,
-                   gender := s.gender_json::JSON,
-                   race := s.race_json::JSON,
-                   hispanic_latino := s.hispanic_latino_json::JSON,
-                   english_learner := s.english_learner_json::JSON,
-                   iep := s.iep_json::JSON,
-                   section_504 := s.section_504_json::JSON,
-                   lunch_status := s.lunch_json::JSON
-               ))::VARCHAR, 2) AS body
+               concat('"student_id":"', {_sql_id('st', 'y.student_num')},
+                      '","district_id":"', d.district_id,
+                      '","school_id":"', sc.school_id,
+                      '","local_student_id":', {text('s.local_student_id')},
+                      ',"first_name":', {text('s.first_name')},
+                      ',"last_name":', {text('s.last_name')},
+                      ',"email":', {text('s.email')},
+                      ',"birth_date":', {text('s.birth_date')},
+                      ',"grade_level":', y.grade_json,
+                      ',"gender":', s.gender_json,
+                      ',"race":', s.race_json,
+                      ',"hispanic_latino":', s.hispanic_latino_json,
+                      ',"english_learner":', s.english_learner_json,
+                      ',"iep":', s.iep_json,
+                      ',"section_504":', s.section_504_json,
+                      ',"lunch_status":', s.lunch_json, '}}') AS body
         FROM student_years y
         JOIN students_t s USING (student_num)
         JOIN districts d ON d.district_idx = y.district_idx
@@ -648,25 +677,24 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         SELECT row_number() OVER (ORDER BY survey_num, school_num, sub) AS inv_num, *
         FROM inv
     """)
-    con.execute("""
+    con.execute(f"""
         CREATE TABLE ev_survey_invitations AS
-        SELECT s.opens_ms + 21600000 + (i.inv_num - min(i.inv_num) OVER (PARTITION BY i.survey_num)) * 50
+        SELECT s.opens_ms + {6 * HOUR_MS} + (i.inv_num - min(i.inv_num) OVER (PARTITION BY i.survey_num)) * 50
                    AS ts_ms,
                'c' AS op, 0::TINYINT AS ord, i.inv_num AS k1, 0::BIGINT AS k2,
                substr(to_json(struct_pack(
-                   invitation_id := printf('inv_%08d', i.inv_num),
+                   invitation_id := {_sql_id('inv', 'i.inv_num')},
                    survey_id := s.survey_id,
                    school_id := sc.school_id,
-                   student_id := CASE WHEN s.rtype = 'student' THEN printf('st_%07d', i.student_num) END
+                   student_id := CASE WHEN s.rtype = 'student' THEN {_sql_id('st', 'i.student_num')} END
                ))::VARCHAR, 2) AS body
         FROM invitations i JOIN surveys s USING (survey_num) JOIN schools sc USING (school_num)
     """)
-    h_resp = f"hash({S}, 'response', i.inv_num)"
     con.execute(f"""
         CREATE TABLE responses AS
         WITH picked AS (
             SELECT i.*, s.year_idx, s.rtype, s.anonymous, s.labels_mode, s.n_questions, s.opens_ms,
-                   s.window_days, s.district_idx, s.survey_id, {h_resp} AS h
+                   s.window_days, s.district_idx, s.survey_id, {_hash(S, 'response', 'i.inv_num')} AS h
             FROM invitations i
             JOIN surveys s USING (survey_num)
             JOIN school_years c ON c.school_num = i.school_num AND c.year_idx = s.year_idx
@@ -674,15 +702,16 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         ), timed AS (
             SELECT *,
                    floor(window_days * pow({_u16('h', 0)}, 1.7))::INT AS day,
-                   CASE rtype WHEN 'student' THEN 13 * 3600000 + ({_u16('h', 1)} * 8 * 3600000)::BIGINT
-                              WHEN 'staff' THEN 12 * 3600000 + ({_u16('h', 1)} * 12 * 3600000)::BIGINT
-                              ELSE ({_u16('h', 1)} * 24 * 3600000)::BIGINT END
+                   CASE rtype WHEN 'student' THEN {13 * HOUR_MS} + ({_u16('h', 1)} * {8 * HOUR_MS})::BIGINT
+                              WHEN 'staff' THEN {12 * HOUR_MS} + ({_u16('h', 1)} * {12 * HOUR_MS})::BIGINT
+                              ELSE ({_u16('h', 1)} * {24 * HOUR_MS})::BIGINT END
                        + ({_u(S, 'ms', 'inv_num')} * 60000)::BIGINT AS tod,
                    {_u16('h', 2)} < {UNFINISHED} AS unfinished,
                    {_u16('h', 3)} AS u_more
             FROM picked
         ), dated AS (
             SELECT *,
+                   -- student surveys: a weekend start moves back to Friday (windows open on Mondays)
                    opens_ms + (day - CASE WHEN rtype = 'student' THEN
                        CASE (opens_ms // {DAY_MS} + day + 3) % 7 WHEN 5 THEN 1 WHEN 6 THEN 2 ELSE 0 END
                        ELSE 0 END)::BIGINT * {DAY_MS} + tod AS started_ms,
@@ -693,6 +722,9 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
                CASE WHEN unfinished THEN floor(u_more * n_questions)::INT ELSE n_questions END AS answered_upto,
                CASE WHEN unfinished THEN NULL ELSE started_ms + duration_ms END AS submitted_ms,
                (NOT unfinished) AND {_u(S, 'withdrawn', 'inv_num')} < {WITHDRAWN} AS withdrawn,
+               CASE WHEN (NOT unfinished) AND {_u(S, 'withdrawn', 'inv_num')} < {WITHDRAWN}
+                    THEN started_ms + duration_ms + {35 * DAY_MS}
+                         + ({_u(S, 'withdraw_at', 'inv_num')} * {25 * DAY_MS})::BIGINT END AS withdraw_ms,
                labels_mode = 1 OR (labels_mode = 2 AND {_u(S, 'labels', 'inv_num')} < {LABELS_PART}) AS labels,
                {devices}[1 + floor({_u(S, 'device', 'inv_num')} * {len(sd.DEVICE_TYPES)})::INT] AS device_type,
                {_normal(S, 'general', 'inv_num')} AS g,
@@ -700,24 +732,20 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
                     WHEN grade_num <= 5 THEN 0.3 WHEN grade_num <= 8 THEN 0.0 ELSE -0.2 END AS group_effect
         FROM dated
     """)
-    con.execute(f"""
-        ALTER TABLE responses ADD COLUMN withdraw_ms BIGINT;
-        UPDATE responses SET withdraw_ms = submitted_ms + {35 * DAY_MS}
-            + ({_u(S, 'withdraw_at', 'inv_num')} * 25 * {DAY_MS})::BIGINT WHERE withdrawn;
-    """)
     body_sr = """
         substr(to_json(struct_pack(
-            response_id := printf('r_%08d', r.response_num),
+            response_id := {response_id},
             survey_id := r.survey_id,
             school_id := sc.school_id,
-            student_id := CASE WHEN NOT r.anonymous THEN printf('st_%07d', r.student_num) END,
+            student_id := CASE WHEN NOT r.anonymous THEN {student_id} END,
             started_at := strftime(epoch_ms(r.started_ms), '%Y-%m-%dT%H:%M:%S.%gZ'),
             submitted_at := strftime(epoch_ms({sub}), '%Y-%m-%dT%H:%M:%S.%gZ'){extra}
         ))::VARCHAR, 2)"""
 
     def sr_body(sub: str, ts: str) -> str:
-        with_key = body_sr.format(sub=sub, extra=f",\n            {sd.EXTRA_KEY} := r.device_type")
-        without = body_sr.format(sub=sub, extra="")
+        ids = {"response_id": _sql_id("r", "r.response_num"), "student_id": _sql_id("st", "r.student_num")}
+        with_key = body_sr.format(sub=sub, extra=f",\n            {sd.EXTRA_KEY} := r.device_type", **ids)
+        without = body_sr.format(sub=sub, extra="", **ids)
         return f"CASE WHEN {ts} >= {cutoff} THEN {with_key} ELSE {without} END"
 
     con.execute(f"""
@@ -733,7 +761,9 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         FROM responses r JOIN schools sc USING (school_num) WHERE r.withdrawn
     """)
 
-    # topic effects: district, school and year, so results differ between entities
+    # Answers: a respondent's latent trait per topic (district, school and year effects, a
+    # general factor, a topic factor, a grade-band effect) plus item difficulty and noise,
+    # cut into the item's scale points; reverse-worded items answered in reverse.
     con.execute(f"""
         CREATE TABLE effects AS
         WITH topics AS (SELECT DISTINCT topic_num FROM questions WHERE topic_num > 0)
@@ -741,75 +771,79 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
                0.30 * {_normal(S, 'district_effect', 'sc.district_idx', 't.topic_num')}
              + 0.35 * {_normal(S, 'school_effect', 'sc.school_num', 't.topic_num')}
              + 0.12 * {_normal(S, 'year_effect', 'sc.district_idx', 'yr.year_idx', 't.topic_num')} AS effect
-        FROM schools sc CROSS JOIN (SELECT unnest(range(3)) AS year_idx) yr CROSS JOIN topics t
+        FROM schools sc CROSS JOIN (SELECT unnest(range(3)) AS year_idx) yr CROSS JOIN topics t;
+        ALTER TABLE questions ADD COLUMN item_mean DOUBLE;
+        UPDATE questions SET item_mean = -0.2 + 0.6 * {_u(S, 'item', 'item_num')};
     """)
-    h_a = f"hash({S}, 'answer', r.response_num, q.question_num)"
-    h_b = f"hash({S}, 'change', r.response_num, q.question_num)"
     con.execute(f"""
         CREATE TABLE answers AS
         WITH base AS (
-            SELECT r.response_num, q.question_num, q.kind, q.k, q.labels, q.ns_values, q.ns_labels,
+            SELECT r.response_num, q.question_num, q.kind, q.k, q.reverse, q.ns_count, q.ns_first, q.ns_second,
                    r.labels AS as_labels, r.withdrawn, r.withdraw_ms,
-                   r.started_ms + r.duration_ms * q.position // (r.n_questions + 1)
-                       + ({_u16(h_b, 3)} * 1000)::BIGINT AS ts_ms,
-                   {_u16(h_a, 0)} AS u_skip, {_u16(h_a, 1)} AS u_ns, {_u16(h_a, 2)} AS u_pick,
-                   {_u16(h_b, 0)} AS u_change, {_u16(h_b, 1)} AS u_when, {_u16(h_b, 2)} AS u_new,
-                   CASE WHEN q.kind = 'scale' THEN
-                       e.effect + 0.55 * r.g + 0.65 * {_normal(S, 'trait', 'r.response_num', 'q.topic_num')}
-                       + r.group_effect + (0.2 + 0.6 * {_u(S, 'item', 'q.item_num')} - 0.4)
-                       + 0.95 * {_normal(S, 'noise', 'r.response_num', 'q.question_num')}
-                   END AS z,
-                   q.reverse
+                   r.started_ms + r.duration_ms * q.position // (r.n_questions + 1) AS t0,
+                   e.effect + 0.55 * r.g + r.group_effect + q.item_mean AS mean,
+                   {_hash(S, 'answer', 'r.response_num', 'q.question_num')} AS h_a,
+                   {_hash(S, 'change', 'r.response_num', 'q.question_num')} AS h_b,
+                   CASE WHEN q.kind = 0 THEN {_hash(S, 'noise', 'r.response_num', 'q.question_num')} END AS h_n,
+                   CASE WHEN q.kind = 0 THEN {_hash(S, 'trait', 'r.response_num', 'q.topic_num')} END AS h_t
             FROM responses r
             JOIN questions q ON q.survey_num = r.survey_num AND q.position <= r.answered_upto
             LEFT JOIN effects e ON e.school_num = r.school_num AND e.year_idx = r.year_idx
                                AND e.topic_num = q.topic_num
+        ), drawn AS (
+            SELECT *,
+                   {_u16('h_a', 0)} AS u_skip, {_u16('h_a', 1)} AS u_ns, {_u16('h_a', 2)} AS u_pick,
+                   {_u16('h_b', 0)} AS u_change, {_u16('h_b', 1)} AS u_when, {_u16('h_b', 2)} AS u_new,
+                   t0 + ({_u16('h_b', 3)} * 1000)::BIGINT AS ts_ms,
+                   mean + 0.65 * {_normal_of('h_t')} + 0.95 * {_normal_of('h_n')} AS z
+            FROM base
         ), valued AS (
             SELECT *,
                    CASE
-                       WHEN kind = 'open' THEN NULL
+                       WHEN kind = 2 THEN NULL
                        WHEN u_skip < {SKIP_ABSENT + SKIP_NULL} THEN NULL
-                       WHEN kind = 'choice' THEN 1 + floor(u_pick * k)::INT
-                       WHEN len(ns_values) > 0 AND u_ns < {NON_SUBSTANTIVE}
-                           THEN ns_values[1 + floor(u_pick * len(ns_values))::INT]
-                       ELSE (CASE WHEN reverse THEN k + 1 - v ELSE v END)
-                   END AS value_int,
-                   kind = 'scale' AND len(ns_values) > 0 AND u_ns < {NON_SUBSTANTIVE}
-                       AND u_skip >= {SKIP_ABSENT + SKIP_NULL} AS non_substantive
+                       WHEN kind = 1 THEN 1 + floor(u_pick * k)::INT
+                       WHEN non_substantive THEN CASE WHEN u_pick < 0.5 THEN ns_first ELSE ns_second END
+                       WHEN reverse THEN k + 1 - v
+                       ELSE v
+                   END AS value_int
             FROM (SELECT *,
                          CASE WHEN k = 5 THEN least(5, greatest(1, round(3.6 + z)))
-                              ELSE least(7, greatest(1, round(4.7 + 1.5 * z))) END::INT AS v
-                  FROM base)
+                              ELSE least(7, greatest(1, round(4.7 + 1.5 * z))) END::INT AS v,
+                         kind = 0 AND ns_count > 0 AND u_ns < {NON_SUBSTANTIVE}
+                             AND u_skip >= {SKIP_ABSENT + SKIP_NULL} AS non_substantive
+                  FROM drawn)
         )
-        SELECT response_num, question_num, ts_ms, kind, k, as_labels, withdrawn, withdraw_ms,
-               u_change, u_when, u_new, value_int, non_substantive, labels, ns_values, ns_labels,
+        SELECT a.response_num, a.question_num, a.ts_ms, a.kind, a.k, a.as_labels, a.withdrawn, a.withdraw_ms,
+               a.u_change, a.u_when, a.u_new, a.value_int,
                CASE
-                   WHEN kind = 'open' THEN to_json({texts}[1 + floor(u_pick * {n_text})::INT])::VARCHAR
-                   WHEN value_int IS NULL THEN 'null'
-                   WHEN as_labels THEN to_json(
-                       CASE WHEN non_substantive THEN ns_labels[list_position(ns_values, value_int)]
-                            ELSE labels[value_int] END)::VARCHAR
-                   ELSE value_int::VARCHAR
+                   WHEN a.kind = 2 THEN to_json({texts}[1 + floor(a.u_pick * {n_text})::INT])::VARCHAR
+                   WHEN a.value_int IS NULL THEN 'null'
+                   WHEN a.as_labels THEN to_json(l.label)::VARCHAR
+                   ELSE a.value_int::VARCHAR
                END AS value_json
-        FROM valued
-        WHERE NOT (kind = 'open' AND u_skip >= {OPEN_ANSWERED})
-          AND NOT (kind <> 'open' AND u_skip < {SKIP_ABSENT})
+        FROM valued a
+        LEFT JOIN question_labels l
+               ON l.question_num = a.question_num AND l.value = CASE WHEN a.as_labels THEN a.value_int END
+        WHERE NOT (a.kind = 2 AND a.u_skip >= {OPEN_ANSWERED})
+          AND NOT (a.kind <> 2 AND a.u_skip < {SKIP_ABSENT})
     """)
-    corrected_value = """
-        CASE WHEN as_labels THEN to_json(labels[new_value])::VARCHAR ELSE new_value::VARCHAR END"""
+    corrected_value = "CASE WHEN as_labels THEN to_json(l.label)::VARCHAR ELSE new_value::VARCHAR END"
     con.execute(f"""
         CREATE TABLE ev_question_responses AS
         SELECT ts_ms, 'c' AS op, 0::TINYINT AS ord, response_num AS k1, question_num AS k2, value_json AS body
         FROM answers
         UNION ALL
         SELECT CASE WHEN u_when < {LATE_CORRECTION}
-                    THEN ts_ms + (3 + floor(u_when / {LATE_CORRECTION} * 28))::BIGINT * {DAY_MS} + 3600000
+                    THEN ts_ms + (3 + floor(u_when / {LATE_CORRECTION} * 28))::BIGINT * {DAY_MS} + {HOUR_MS}
                     ELSE ts_ms + 5000 + (u_when * 115000)::BIGINT END,
-               'u', 1, response_num, question_num, {corrected_value}
-        FROM (SELECT *, 1 + (value_int - 1 + 1 + floor(u_new * (k - 1))::INT) % k AS new_value FROM answers)
-        WHERE u_change < {CORRECTED} AND NOT withdrawn AND value_int BETWEEN 1 AND k AND kind <> 'open'
+               'u', 1, response_num, a.question_num, {corrected_value}
+        FROM (SELECT *, 1 + (value_int - 1 + 1 + floor(u_new * (k - 1))::INT) % k AS new_value FROM answers
+              WHERE u_change < {CORRECTED} AND NOT withdrawn AND value_int BETWEEN 1 AND k AND kind <> 2) a
+        LEFT JOIN question_labels l
+               ON l.question_num = a.question_num AND l.value = CASE WHEN a.as_labels THEN a.new_value END
         UNION ALL
-        SELECT ts_ms + 3600000 + (u_when * 10 * {DAY_MS})::BIGINT, 'd', 2, response_num, question_num, NULL
+        SELECT ts_ms + {HOUR_MS} + (u_when * {10 * DAY_MS})::BIGINT, 'd', 2, response_num, question_num, NULL
         FROM answers
         WHERE u_change >= {CORRECTED} AND u_change < {CORRECTED + DELETED} AND NOT withdrawn
         UNION ALL
@@ -823,83 +857,126 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
 
 
 def _line_sql(table: str, hourly: str) -> str:
-    interval = f"""
-        CASE WHEN ts_ms // {DAY_MS} IN ({hourly}) THEN ts_ms // {HOUR_MS} * {HOUR_MS}
-             ELSE ts_ms // {DAY_MS} * {DAY_MS} END"""
-    envelope = ("""'{"_op":"' || op || '","_ts":"' || strftime(epoch_ms(ts_ms), '%Y-%m-%dT%H:%M:%S.%gZ')"""
-                """ || '","_seq":' || (rowid + 1) || ','""")
+    """Interval, _seq, _ts and the JSON line of each change of a table."""
+    is_hourly = f"ts_ms // {DAY_MS} IN ({hourly})"
+    ts = "strftime(epoch_ms(ts_ms), '%Y-%m-%dT%H:%M:%S.%gZ')"
     if table == "question_responses":
-        row = ("""'"response_id":"' || printf('r_%08d', k1) || '","question_id":"' || printf('q_%05d', k2)"""
-               """ || CASE WHEN op = 'd' THEN '"}' ELSE '","value":' || body || '}' END""")
+        row = (f"""',"response_id":"r_', {ID_OFFSET['r']} + k1, '","question_id":"q_', {ID_OFFSET['q']} + k2, """
+               """CASE WHEN op = 'd' THEN '"}' ELSE concat('","value":', body, '}') END""")
     else:
-        row = "body"
-    return (f"SELECT {interval} AS interval_start, CASE WHEN ts_ms // {DAY_MS} IN ({hourly}) THEN {HOUR_MS} "
-            f"ELSE {DAY_MS} END AS interval_length, rowid AS seq, {envelope} || {row} || chr(10) AS line "
-            f"FROM sorted_{table}")
+        row = "',', body"
+    return f"""
+        SELECT CASE WHEN {is_hourly} THEN ts_ms // {HOUR_MS} * {HOUR_MS} ELSE ts_ms // {DAY_MS} * {DAY_MS} END
+                   AS interval_start,
+               CASE WHEN {is_hourly} THEN {HOUR_MS} ELSE {DAY_MS} END AS interval_length,
+               seq, ts_ms,
+               concat('{{"_op":"', op, '","_ts":"', {ts}, '","_seq":', seq, {row}, chr(10)) AS line
+        FROM ready_{table}"""
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, table: str, out: Path, max_part_bytes: int,
-                 pool: ThreadPoolExecutor) -> tuple[int, int, int, int]:
-    con.execute(f"CREATE TABLE sorted_{table} AS SELECT * FROM ev_{table} ORDER BY ts_ms, ord, k1, k2")
+                 pool: ThreadPoolExecutor) -> "_FileWriter":
+    """Number the table's changes (_seq) and write them out, interval by interval.
+
+    _seq is each change's rank in (_ts, c before u before d, key) order. Sorting wide rows
+    is slow in DuckDB, so only the keys are sorted; the lines are then built in parallel
+    in DuckDB a month at a time and put in _seq order with Arrow.
+    """
+    perm = con.execute(f"SELECT rowid FROM ev_{table} ORDER BY ts_ms, ord, k1, k2").fetchnumpy()["rowid"]
+    seq = np.empty(len(perm), dtype=np.int64)
+    seq[perm] = np.arange(1, len(perm) + 1, dtype=np.int64)
+    con.register("seq_by_row", pa.table({"seq": seq}))
+    con.execute(f"CREATE TABLE ready_{table} AS SELECT * FROM ev_{table} POSITIONAL JOIN seq_by_row")
+    con.unregister("seq_by_row")
     con.execute(f"DROP TABLE ev_{table}")
+    writer = _FileWriter(table, out / table, max_part_bytes, pool)
     hourly = ", ".join(str(_ms(d) // DAY_MS) for d in sd.hourly_days())
-    reader = con.execute(_line_sql(table, hourly)).to_arrow_reader(1_000_000)
-    folder = out / table
-    pending: list[Future] = []
-    stats = {"files": 0, "lines": 0, "bytes": 0}
-    current: list = [None, None, [], []]  # start, length, chunks, line lengths
-    last_seq = -1
+    for start, end in _chunks(con, f"ready_{table}"):
+        chunk = con.execute(f"{_line_sql(table, hourly)} WHERE ts_ms >= {start} AND ts_ms < {end}").fetch_arrow_table()
+        if chunk.num_rows:
+            writer.add(chunk.take(pc.sort_indices(chunk["seq"])).combine_chunks())
+    writer.close()
+    con.execute(f"DROP TABLE ready_{table}")
+    return writer
 
-    def flush() -> None:
-        start, length, chunks, lens = current
-        if start is None:
-            return
-        data = b"".join(chunks)
-        ends = np.cumsum(np.concatenate(lens))
-        t0 = datetime.fromtimestamp(start / 1000, tz=timezone.utc)
-        t1 = datetime.fromtimestamp((start + length) / 1000, tz=timezone.utc)
-        pos, base, part = 0, 0, 0
-        while pos < len(ends):
-            j = int(np.searchsorted(ends, base + max_part_bytes, side="right"))
-            j = max(j, pos + 1)  # a line longer than the cap goes alone
-            end = int(ends[j - 1])
-            name = file_name(table, t0, t1, part)
-            pending.append(pool.submit(_write_gzip, folder / name, data[base:end]))
-            stats["files"] += 1
-            pos, base, part = j, end, part + 1
-            while len(pending) > 8:
-                stats.setdefault("gz", 0)
-                stats["gz"] += pending.pop(0).result()
-        stats["lines"] += len(ends)
-        stats["bytes"] += len(data)
-        current[:] = [None, None, [], []]
 
-    for batch in reader:
-        starts = batch.column(0).to_numpy()
-        lengths = batch.column(1).to_numpy()
-        seqs = batch.column(2).to_numpy()
-        if len(seqs) == 0:
-            continue
-        if seqs[0] <= last_seq or (len(seqs) > 1 and np.any(np.diff(seqs) <= 0)):
-            raise RuntimeError(f"{table}: rows came back out of _seq order")
-        last_seq = int(seqs[-1])
-        lines = batch.column(3)
+def _chunks(con: duckdb.DuckDBPyConnection, table: str, rows: int = CHUNK_ROWS):
+    """[start, end) ms ranges of whole calendar months holding about `rows` changes each."""
+    months = con.execute(f"""
+        SELECT epoch_ms(date_trunc('month', epoch_ms(ts_ms))) AS month, count(*) AS n
+        FROM {table} GROUP BY ALL ORDER BY month""").fetchall()
+    start, n = None, 0
+    for i, (month, count) in enumerate(months):
+        start = month if start is None else start
+        n += count
+        if n >= rows or i == len(months) - 1:
+            first_of_month = datetime.fromtimestamp(month / 1000, tz=timezone.utc).date()
+            yield start, _ms((first_of_month + timedelta(days=32)).replace(day=1))
+            start, n = None, 0
+
+
+class _FileWriter:
+    """Cuts a table's ordered lines into interval files and parts; gzips on a thread pool."""
+
+    def __init__(self, table: str, folder: Path, max_part_bytes: int, pool: ThreadPoolExecutor) -> None:
+        self.table, self.folder, self.max_part_bytes, self.pool = table, folder, max_part_bytes, pool
+        self.files = self.lines = self.bytes = self.gzip_bytes = 0
+        self.pending: list[Future] = []
+        self.start: int | None = None
+        self.length = 0
+        self.chunks: list[bytes] = []
+        self.lens: list[np.ndarray] = []
+        self.last_seq = 0
+        self.last_ts = -1
+
+    def add(self, chunk: pa.Table) -> None:
+        starts = chunk["interval_start"].to_numpy()
+        lengths = chunk["interval_length"].to_numpy()
+        seqs = chunk["seq"].to_numpy()
+        ts = chunk["ts_ms"].to_numpy()
+        # _seq must continue 1, 2, 3 ... and _ts must never go back: catches any misalignment
+        if seqs[0] != self.last_seq + 1 or np.any(np.diff(seqs) != 1) or ts[0] < self.last_ts \
+                or np.any(np.diff(ts) < 0):
+            raise RuntimeError(f"{self.table}: changes came back out of _seq/_ts order")
+        self.last_seq, self.last_ts = int(seqs[-1]), int(ts[-1])
+        lines = chunk["line"].chunk(0)
         offset_type = np.int64 if pa.types.is_large_string(lines.type) else np.int32
         offsets = np.frombuffer(lines.buffers()[1], dtype=offset_type)[lines.offset:lines.offset + len(lines) + 1]
-        data = lines.buffers()[2]
+        data = memoryview(lines.buffers()[2])
         line_lens = np.diff(offsets)
-        cuts = np.flatnonzero(np.diff(starts)) + 1
-        bounds = np.r_[0, cuts, len(starts)]
+        bounds = np.r_[0, np.flatnonzero(np.diff(starts)) + 1, len(starts)]
         for a, b in zip(bounds[:-1], bounds[1:]):
-            if current[0] is not None and current[0] != starts[a]:
-                flush()
-            current[0], current[1] = int(starts[a]), int(lengths[a])
-            current[2].append(memoryview(data)[offsets[a]:offsets[b]].tobytes())
-            current[3].append(line_lens[a:b])
-    flush()
-    gz = stats.get("gz", 0) + sum(f.result() for f in pending)
-    con.execute(f"DROP TABLE sorted_{table}")
-    return stats["files"], stats["lines"], stats["bytes"], gz
+            if self.start is not None and self.start != starts[a]:
+                self._flush()
+            self.start, self.length = int(starts[a]), int(lengths[a])
+            self.chunks.append(data[offsets[a]:offsets[b]].tobytes())
+            self.lens.append(line_lens[a:b])
+
+    def close(self) -> None:
+        self._flush()
+        while self.pending:
+            self.gzip_bytes += self.pending.pop(0).result()
+
+    def _flush(self) -> None:
+        if self.start is None:
+            return
+        data = b"".join(self.chunks)
+        ends = np.cumsum(np.concatenate(self.lens))
+        t0 = datetime.fromtimestamp(self.start / 1000, tz=timezone.utc)
+        t1 = datetime.fromtimestamp((self.start + self.length) / 1000, tz=timezone.utc)
+        pos, base, part = 0, 0, 0
+        while pos < len(ends):
+            j = max(int(np.searchsorted(ends, base + self.max_part_bytes, side="right")), pos + 1)
+            end = int(ends[j - 1])  # a single line longer than the cap goes alone
+            path = self.folder / file_name(self.table, t0, t1, part)
+            self.pending.append(self.pool.submit(_write_gzip, path, data[base:end]))
+            self.files += 1
+            pos, base, part = j, end, part + 1
+            while len(self.pending) > 2 * (self.pool._max_workers + 1):
+                self.gzip_bytes += self.pending.pop(0).result()
+        self.lines += len(ends)
+        self.bytes += len(data)
+        self.start, self.chunks, self.lens = None, [], []
 
 
 def _write_gzip(path: Path, data: bytes) -> int:
@@ -918,7 +995,7 @@ def _write_truth(out: Path, truth: pd.DataFrame, design: dict[str, pd.DataFrame]
     q = design["questions"]
     questions = pd.DataFrame({
         "question_id": q.question_id,
-        "survey_id": q.survey_num.map(lambda n: f"sv_{n:03d}"),
+        "survey_id": q.survey_num.map(lambda n: _id("sv", n)),
         "district_id": q.district_id,
         "variant_kind": q.variant_kind,
         "canonical_item_id": q.canonical_item_id.fillna(""),
