@@ -77,7 +77,7 @@ from orchestrate.contract import MAX_UNCOMPRESSED_BYTES, TABLES, file_name
 STUDENTS_PER_SCALE = 19_500  # scale 1 gives about 1,000,000 question_responses lines
 MIN_STUDENTS_PER_SCHOOL = 24  # so small scales still publish benchmarks
 STAFF_PER_STUDENT = 1 / 12
-MIN_STAFF_PER_SCHOOL = 12
+MIN_STAFF_PER_SCHOOL = 20
 FAMILY_INVITED = 0.7  # of students, for family surveys
 RESPONSE_RATE = {"student": 0.86, "staff": 0.76, "family": 0.36}
 SURVEYED_GRADES = (3, 12)  # student surveys go to these grades and UG
@@ -273,7 +273,7 @@ def _design_frames(scale: float) -> dict[str, pd.DataFrame]:
         "districts": pd.DataFrame(districts),
         "schools": pd.DataFrame(schools),
         "surveys": pd.DataFrame(surveys),
-        "questions": pd.DataFrame(questions),
+        "questions": pd.DataFrame(questions).astype({"ns_first": "Int64", "ns_second": "Int64"}),
     }
     return frames
 
@@ -806,7 +806,7 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
                        WHEN non_substantive THEN CASE WHEN u_pick < 0.5 THEN ns_first ELSE ns_second END
                        WHEN reverse THEN k + 1 - v
                        ELSE v
-                   END AS value_int
+                   END::INT AS value_int
             FROM (SELECT *,
                          CASE WHEN k = 5 THEN least(5, greatest(1, round(3.6 + z)))
                               ELSE least(7, greatest(1, round(4.7 + 1.5 * z))) END::INT AS v,
@@ -892,7 +892,7 @@ def _write_table(con: duckdb.DuckDBPyConnection, table: str, out: Path, max_part
     writer = _FileWriter(table, out / table, max_part_bytes, pool)
     hourly = ", ".join(str(_ms(d) // DAY_MS) for d in sd.hourly_days())
     for start, end in _chunks(con, f"ready_{table}"):
-        chunk = con.execute(f"{_line_sql(table, hourly)} WHERE ts_ms >= {start} AND ts_ms < {end}").fetch_arrow_table()
+        chunk = con.execute(f"{_line_sql(table, hourly)} WHERE ts_ms >= {start} AND ts_ms < {end}").to_arrow_table()
         if chunk.num_rows:
             writer.add(chunk.take(pc.sort_indices(chunk["seq"])).combine_chunks())
     writer.close()
