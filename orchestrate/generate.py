@@ -12,38 +12,41 @@ ids) computed inside DuckDB (or a numpy generator seeded from the seed), never
 dependent on thread scheduling, and gzip headers carry no time or file name. (The hash
 is DuckDB's, so "identical" holds for one DuckDB version.)
 
-Messiness, and how much of it there is (nominal rates; the tests check them):
+Messiness, and how much of it there is (rates are the constants below; measured at
+scale 1, seed 1 in brackets; tests/test_generate.py checks the rates and one example of
+every kind):
 
-| kind                                   | share                                                   |
-|----------------------------------------|---------------------------------------------------------|
-| unmappable demographic code            | 0.5% of students per demographic field ("Whtie", "??")  |
-| null demographic field                 | 0.3% (grade) to 4% (lunch) of students per field        |
-| two races (multi-race string)          | 8% of students with a known race                        |
-| district-only codes (TK, EE, W, N, 7…) | see sample_design.DISTRICTS                             |
-| anonymous student survey               | 2 of 8 districts (d03, d07): responses' student_id null |
-| family survey                          | 2 of 8 districts (d02, d06)                             |
-| question worded exactly as canonical   | ~35% of mapped questions                                |
-| normalized-equal wording               | ~20% (case, whitespace, punctuation only)               |
-| rephrased wording                      | ~30% (crosswalk row)                                    |
-| reordered words                        | ~15% (crosswalk row)                                    |
-| client-only questions                  | 1–3 per survey, some open-ended                         |
-| options displayed top-down             | 2 of 8 districts (d03, d06)                             |
-| off-scale non-substantive options      | 5 of 8 districts (d02, d03, d04, d06, d07)              |
-| non-substantive answer                 | 5% of scale answers where offered (~3% of all)          |
-| skipped: row absent                    | 1.5% of scale answers                                   |
-| skipped: value null                    | 1.5% of scale answers                                   |
-| open-ended answered                    | 45% of open-ended questions asked                       |
-| label instead of value                 | all of d04's answers, half of d07's responses           |
-| unfinished response (no submitted_at)  | 8% of responses; answers stop part way                  |
-| value corrected (`u`)                  | 2% of integer answers                                   |
-|   of which late (3–30 days later)      | 25% of corrections                                      |
-| answer deleted (`d`)                   | 0.3% of answers                                         |
-| response withdrawn (`d` with answers)  | 0.2% of submitted responses                             |
-| `device_type` key on survey_responses  | every row with _ts on or after 2024-01-15, none before  |
-| hourly intervals                       | each year's first day of d01's student survey           |
-| survey window extended (`u`)           | 2 surveys (see sample_design.WINDOW_EXTENSIONS)         |
-| district renamed / locale recoded (`u`)| d02 name, d08 locale                                    |
-| students promoted / moved (`u`)        | every continuing student each August; 5% change school  |
+| kind                                    | share                                                     |
+|-----------------------------------------|-----------------------------------------------------------|
+| unmappable demographic code             | 0.5% of students per field ("Whtie", "??", "Femal", ...)  |
+| null demographic field                  | 0.3% (grade) to 4% (lunch status) of students per field   |
+| two races in one string                 | 8% of students (separators `,` `;` `|`; d08 mixes them)   |
+| codes only one district uses            | TK, EE (PK); W (F, d04); N (X, d05); race 7 = MENA (d03); |
+|                                         | LY/LF/ZZ (d05 EL); Direct Cert (d08); U (Unknown, d07)    |
+| anonymous student surveys               | 2 of 8 districts (d03, d07): responses' student_id null   |
+| family surveys                          | 2 of 8 districts (d02, d06)                               |
+| wording: exact canonical text           | 33% of mapped questions                                   |
+| wording: case/space/punctuation only    | 21%                                                       |
+| wording: rephrased (crosswalk row)      | 33%                                                       |
+| wording: reordered words (crosswalk row)| 13%                                                       |
+| client-only questions                   | 1–3 per survey (10% of questions), some open-ended        |
+| options displayed top-down              | 2 of 8 districts (d03, d06)                               |
+| off-scale non-substantive options       | 5 of 8 districts (d02, d03, d04, d06, d07)                |
+| non-substantive answer                  | 5% of scale answers where offered [~3% of all]            |
+| skipped: row absent / value null        | 1.5% / 1.5% of scale and choice answers                   |
+| open-ended question answered            | 45% of the time                                           |
+| label sent instead of value             | all of d04, half of d07's responses [18% of answers]      |
+| unfinished response (no submitted_at)   | 8% of responses [8.2%]; answers stop part way             |
+| value corrected (`u`)                   | 2% of integer answers [2.0%]                              |
+|   late: 3–30 days later, later file     | 25% of corrections [24%]                                  |
+| answer deleted (`d`)                    | 0.3% of answers                                           |
+| response withdrawn (`d`, answers too)   | 0.2% of submitted responses [all `d`: 0.55% of answers]   |
+| `device_type` key on survey_responses   | every row with _ts on or after 2024-01-15, none before    |
+| hourly intervals                        | each year's first day of d01's student survey (all tables)|
+| survey window extended (`u`)            | 2 surveys (sample_design.WINDOW_EXTENSIONS)               |
+| district renamed / locale recoded (`u`) | d02 name, d08 locale                                      |
+| students promoted / moved (`u`)         | every continuing student each August; 5% change school    |
+| parts                                   | when an interval exceeds --max-part-bytes                 |
 
 `d` rows: survey_responses carry the full row image; question_responses only the key.
 """
