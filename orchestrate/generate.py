@@ -29,7 +29,7 @@ every kind):
 | wording: case/space/punctuation only    | 21%                                                       |
 | wording: rephrased (crosswalk row)      | 33%                                                       |
 | wording: reordered words (crosswalk row)| 13%                                                       |
-| client-only questions                   | 1–3 per survey (10% of questions), some open-ended        |
+| client-only questions                   | 2–3 per survey (10% of questions), some open-ended        |
 | options displayed top-down              | 2 of 8 districts (d03, d06)                               |
 | off-scale non-substantive options       | 5 of 8 districts (d02, d03, d04, d06, d07)                |
 | non-substantive answer                  | 5% of scale answers where offered [~3% of all]            |
@@ -96,7 +96,7 @@ CORRECTED = 0.02
 LATE_CORRECTION = 0.25
 DELETED = 0.003
 WITHDRAWN = 0.002
-GZIP_LEVEL = 6
+GZIP_LEVEL = 3  # zlib level 3: ~2.5x faster than 6 for 14% larger files
 CHUNK_ROWS = 1_000_000  # changes put in order at a time when writing (bounds memory)
 
 DAY_MS = 86_400_000

@@ -310,6 +310,10 @@ CLIENT_QUESTIONS: dict[str, ClientQuestion] = {
                        ("Less than 1", "1 to 3", "4 to 10", "More than 10")),
         ClientQuestion("stf_role", "What is your main role?",
                        ("Classroom teacher", "Specialist", "Paraprofessional", "Administrator", "Other staff")),
+        ClientQuestion("stf_pd", "How many hours of professional development did you attend this year?",
+                       ("None", "1 to 5", "6 to 15", "More than 15")),
+        ClientQuestion("fam_contact", "How would you like the school to contact you?",
+                       ("Email", "Text message", "Phone call", "Paper note home")),
         ClientQuestion("fam_open_comments", "Is there anything else you would like the school to know?", None),
         ClientQuestion("fam_children", "How many of your children attend this school?",
                        ("One", "Two", "Three or more")),
@@ -454,7 +458,7 @@ DISTRICTS: tuple[District, ...] = (
         anonymous_student_survey=True,
         non_substantive=((98, "I don't know"), (99, "Not applicable")),
         options_descending=True, normalized_style="upper",
-        client_questions={"student": ("stu_open_proud", "stu_commute"), "staff": ("stf_open_support",)},
+        client_questions={"student": ("stu_open_proud", "stu_commute"), "staff": ("stf_open_support", "stf_pd")},
     ),
     District(
         "d04", "Prairie Lakes Community Unit School District", "IL", "1745678", "Rural - Remote", "plcusd.net",
@@ -493,7 +497,7 @@ DISTRICTS: tuple[District, ...] = (
         race_separators=(";",), fourth_school="PK-8",
         student_window=Window(10, 15, 4), staff_window=Window(1, 10, 3), family_window=None,
         normalized_style="curly",
-        client_questions={"student": ("stu_open_better", "stu_breakfast"), "staff": ("stf_open_support",)},
+        client_questions={"student": ("stu_open_better", "stu_breakfast"), "staff": ("stf_open_support", "stf_tenure")},
     ),
     District(
         "d06", "Buckeye Heights City Schools", "OH", "3956789", "13", "buckeyeheights.org",
@@ -515,7 +519,7 @@ DISTRICTS: tuple[District, ...] = (
         options_descending=True, normalized_style="spaces", shuffled_positions=True,
         client_questions={"student": ("stu_open_proud", "stu_commute", "stu_breakfast"),
                           "staff": ("stf_open_support", "stf_role", "stf_tenure"),
-                          "family": ("fam_open_comments",)},
+                          "family": ("fam_open_comments", "fam_contact")},
     ),
     District(
         "d07", "Cascade Falls School District", "WA", "5367890", None, "cascadefalls.wednet.edu",
@@ -535,7 +539,7 @@ DISTRICTS: tuple[District, ...] = (
         student_window=Window(1, 20, 3), staff_window=Window(1, 20, 3), family_window=None,
         anonymous_student_survey=True, answers_as_labels="part", non_substantive=((8, "Not sure"),),
         normalized_style="curly",
-        client_questions={"student": ("stu_open_better", "stu_activities"), "staff": ("stf_open_support",)},
+        client_questions={"student": ("stu_open_better", "stu_activities"), "staff": ("stf_open_support", "stf_role")},
     ),
     District(
         "d08", "Front Range Valley School District", "CO", "0878901", "42", "frontrangevalley.org",

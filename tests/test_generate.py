@@ -571,5 +571,9 @@ def test_crosswalk_covers_rephrased_and_reordered_wordings(data, sample):
                 assert sorted(normalize(q["question_text"]).split()) == sorted(normalize(canonical).split())
         assert key not in mapped or kind in ("rephrased", "reordered")
     assert all(kinds[k] for k in ("exact", "normalized", "rephrased", "reordered", "client_only")), kinds
+    client_only = Counter(t["survey_id"] for t in read_csv(sample / "_truth" / "questions.csv")
+                          if t["variant_kind"] == "client_only")
+    assert set(client_only) == {q["survey_id"] for q in questions.values()}
+    assert all(2 <= n <= 3 for n in client_only.values()), client_only
     open_ended = [q for q in questions.values() if q["response_options"] is None]
     assert open_ended
