@@ -23,8 +23,8 @@
         {%- for column in key_columns %}
         source.{{ column }},
         {%- endfor %}
-        trim(split.value) as code
+        trim(split.value::varchar) as code
     from {{ relation }} as source,
-        lateral split_to_table(translate(source.{{ codes_column }}, ';|', ',,'), ',') as split
-    where trim(split.value) <> ''
+        lateral flatten(input => split(translate(source.{{ codes_column }}, ';|', ',,'), ',')) as split
+    where trim(split.value::varchar) <> ''
 {%- endmacro %}

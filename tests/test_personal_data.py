@@ -5,7 +5,10 @@ hold no platform student id (they carry student_key instead)."""
 from __future__ import annotations
 
 import csv
+import os
 import re
+import subprocess
+import sys
 from pathlib import Path
 
 import duckdb
@@ -113,3 +116,20 @@ def test_marts_carry_no_platform_student_id(con):
         if hit:
             found.append(f"{schema}.{table}.{column}")
     assert not found, f"platform student ids in marts: {found}"
+
+
+def test_prod_refuses_to_build_without_student_key_salt(tmp_path):
+    """Compiling dim_students for prod with no STUDENT_KEY_SALT stops with a message naming
+    the variable (compile needs no connection, so dummy Snowflake settings do)."""
+    env = {k: v for k, v in os.environ.items() if k != "STUDENT_KEY_SALT"}
+    env.update({
+        "DBT_TARGET": "prod", "DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "logs"),
+        **{f"SNOWFLAKE_{name}": "not-used" for name in ("ACCOUNT", "USER", "ROLE", "WAREHOUSE", "DATABASE")},
+    })
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "compile", "--select", "dim_students", "--no-populate-cache",
+         "--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600,
+    )
+    assert proc.returncode != 0
+    assert "STUDENT_KEY_SALT is not set" in proc.stdout + proc.stderr
