@@ -73,8 +73,8 @@ import pyarrow as pa
 import pyarrow.compute as pc
 
 from orchestrate import sample_design as sd
-from orchestrate.errors import UserError
 from orchestrate.contract import MAX_UNCOMPRESSED_BYTES, TABLES, file_name
+from orchestrate.errors import UserError
 
 # Rates used below; the docstring's table says the same in words.
 STUDENTS_PER_SCALE = 19_500  # scale 1 gives about 1,000,000 question_responses lines
@@ -144,6 +144,9 @@ class Summary:
 
 def generate(out: Path, scale: float, seed: int, max_part_bytes: int = MAX_UNCOMPRESSED_BYTES,
              *, overwrite: bool = False, threads: int | None = None, log=sys.stderr) -> Summary:
+    """Write the extracts and _truth under `out`; progress goes to `log`."""
+    if seed < 0:
+        raise UserError(f"--seed must be a non-negative integer, got {seed}")
     if scale <= 0:
         raise UserError(f"--scale must be positive, got {scale}")
     if max_part_bytes <= 0:
@@ -369,7 +372,6 @@ def _students(design: dict[str, pd.DataFrame], scale: float, seed: int):
         seps = np.array(d.race_separators, dtype=object)[rng.integers(0, len(d.race_separators), n)]
         joined = np.where(multi, _strip_quotes(code1) + seps + _strip_quotes(code2), _strip_quotes(code1))
         race, race_known = _messy(rng, "race", '"' + joined + '"')
-        race_mask = np.zeros(n, dtype=int)
         bit = np.array([1 << sd.RACES.index(r) for r in races])
         race_mask = np.where(race_known, bit[race1] | np.where(multi, bit[race2], 0), 0)
 
