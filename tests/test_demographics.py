@@ -18,9 +18,9 @@ import pytest
 from orchestrate import sample_design as sd
 
 DEV_SALT = "dev-only-insecure-salt"
+# An unknown value is "Unknown" in text fields; in flags it is empty in the truth file and
+# null in the warehouse, both compared as "null".
 UNKNOWN_TEXT = "Unknown"
-
-# truth column -> how an unknown value is written there (text fields: Unknown, flags: empty)
 TEXT_FIELDS = ("grade_level", "gender", "race_ethnicity_federal", "race_ethnicity_2024")
 FLAG_FIELDS = ("hispanic_latino", "english_learner", "iep", "section_504", "econ_disadvantaged")
 
