@@ -229,13 +229,16 @@ class SnowflakeWarehouse:
     def __init__(self):
         import snowflake.connector
 
-        self.settings = {
-            "account": os.environ["SNOWFLAKE_ACCOUNT"],
-            "user": os.environ["SNOWFLAKE_USER"],
-            "role": os.environ["SNOWFLAKE_ROLE"],
-            "warehouse": os.environ["SNOWFLAKE_WAREHOUSE"],
-            "database": os.environ["SNOWFLAKE_DATABASE"],
-        }
+        names = ("account", "user", "role", "warehouse", "database")
+        missing = [f"SNOWFLAKE_{n.upper()}" for n in names if not os.environ.get(f"SNOWFLAKE_{n.upper()}")]
+        if missing:
+            raise UserError(f"set {', '.join(missing)} to check the Snowflake warehouse "
+                            "(the same variables profiles.yml reads)")
+        self.settings = {n: os.environ[f"SNOWFLAKE_{n.upper()}"] for n in names}
+        if os.environ.get("SNOWFLAKE_HOST"):  # the ci_snowflake target's emulator
+            self.settings.update(host=os.environ["SNOWFLAKE_HOST"],
+                                 port=int(os.environ.get("SNOWFLAKE_PORT", "443")),
+                                 protocol=os.environ.get("SNOWFLAKE_PROTOCOL", "https"))
         auth: dict[str, Any] = {}
         if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
             auth["private_key_file"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
@@ -273,7 +276,7 @@ class SnowflakeWarehouse:
             return False
 
     def _connection_details(self) -> dict:
-        details = {
+        details: dict[str, Any] = {
             "account": self.settings["account"],
             "user": self.settings["user"],
             "role": self.settings["role"],
@@ -298,12 +301,9 @@ class SnowflakeWarehouse:
         return details
 
     def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
-        try:
-            datasource = context.data_sources.get("warehouse")
-        except (KeyError, ValueError):
-            datasource = context.data_sources.add_snowflake(
-                name="warehouse", connection_string=self._connection_details()
-            )
+        datasource = context.data_sources.add_or_update_snowflake(
+            name="warehouse", connection_string=self._connection_details()
+        )
         asset = datasource.add_query_asset(name=suite.name, query=sql)
         batch = asset.add_batch_definition_whole_table("all").get_batch()
         return batch.validate(gx_suite, result_format=result_format)

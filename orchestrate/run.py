@@ -73,6 +73,7 @@ class Step:
     status: str = "not run"  # passed, warning, failed, error, skipped, not run
     seconds: float | None = None
     summary: str = ""
+    started: float = 0.0  # perf_counter when it began; not reported
 
 
 @dataclass
@@ -225,6 +226,7 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
 
     # 3-4. checks and reconciliation, on whatever the build left
     manifest = _read_json(dbt.target_path() / "manifest.json")
+    relations = None
     if warehouse is not None and run.steps["ingest"].status != "error":
         if manifest is None:
             _record_error(run, "checks", UserError(
@@ -243,12 +245,6 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                 step.summary = _summarize_reconciliation(run.reconciliation)
                 for line in reconciliation_lines(run.reconciliation):
                     print(line, flush=True)
-            try:
-                run.unmapped = checks.unmapped_failures(
-                    warehouse, manifest, (run.dbt or {}).get("run_results"))
-                run.quarantined = checks.quarantined_lines(warehouse, relations)
-            except Exception as exc:  # the report goes on without them
-                _record_error(run, "report", exc)
             if run.status == "passed":
                 try:
                     run.snapshots = checks.save_snapshots(warehouse, relations, run.run_id)
@@ -256,11 +252,21 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                     _record_error(run, "checks", exc)
 
     # 5. report and history
-    run.ended_at = datetime.now(timezone.utc)
     with _step(run, "report") as step:
         step.summary = str(report_dir)
+        if relations is not None:
+            try:
+                run.unmapped = checks.unmapped_failures(
+                    warehouse, manifest, (run.dbt or {}).get("run_results"))
+                run.quarantined = checks.quarantined_lines(warehouse, relations)
+            except Exception as exc:  # the report goes on without them
+                step.status = "warning"
+                step.summary = f"unmapped codes or quarantined lines not listed: {exc}"
+                print(f"warning: {step.summary}", file=sys.stderr)
         if run.dbt:
             run.dbt.pop("run_results", None)  # kept in report_dir/dbt/run_results.json
+        run.ended_at = datetime.now(timezone.utc)
+        step.seconds = round(time.perf_counter() - step.started, 2)
         report.write(_report_data(run, report_dir), report_dir, reports_dir)
     run.ended_at = datetime.now(timezone.utc)
     if history_ok and warehouse is not None:
@@ -282,7 +288,7 @@ class _step:
         self.run, self.step = run, run.steps[name]
 
     def __enter__(self) -> Step:
-        self.started = time.perf_counter()
+        self.started = self.step.started = time.perf_counter()
         self.step.status = "passed"
         print(f"== {self.step.name}", flush=True)
         return self.step
@@ -691,7 +697,8 @@ def _report_data(run: Run, report_dir: Path) -> dict:
         "seconds": round(((run.ended_at or datetime.now(timezone.utc)) - run.started_at).total_seconds(), 1),
         "results": {"where": where[0], "query": where[1]},
         "report": {"html": str(report_dir / "report.html"), "json": str(report_dir / "report.json")},
-        "steps": [s.__dict__ for s in run.steps.values()],
+        "steps": [{"name": s.name, "status": s.status, "seconds": s.seconds, "summary": s.summary}
+                  for s in run.steps.values()],
         "failed_checks": run.failed_checks,
         "errors": run.errors,
         "ingest": run.ingest,
