@@ -855,6 +855,7 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
         SELECT withdraw_ms + question_num % 1000, 'd', 2, response_num, question_num, NULL
         FROM answers WHERE withdrawn
     """)
+    con.execute("DROP TABLE answers; DROP TABLE effects; DROP TABLE invitations; DROP TABLE responses")
 
 
 # --------------------------------------------------------------------------------------
@@ -862,7 +863,7 @@ def _survey_events(con: duckdb.DuckDBPyConnection, seed: int) -> None:
 
 
 def _line_sql(table: str, hourly: str) -> str:
-    """Interval, _seq, _ts and the JSON line of each change of a table."""
+    """Interval, _ts and the JSON line of each change of a table, in two pieces around _seq."""
     is_hourly = f"ts_ms // {DAY_MS} IN ({hourly})"
     ts = "strftime(epoch_ms(ts_ms), '%Y-%m-%dT%H:%M:%S.%gZ')"
     if table == "question_responses":
@@ -871,12 +872,14 @@ def _line_sql(table: str, hourly: str) -> str:
     else:
         row = "',', body"
     return f"""
-        SELECT CASE WHEN {is_hourly} THEN ts_ms // {HOUR_MS} * {HOUR_MS} ELSE ts_ms // {DAY_MS} * {DAY_MS} END
+        SELECT rowid AS row_number,
+               CASE WHEN {is_hourly} THEN ts_ms // {HOUR_MS} * {HOUR_MS} ELSE ts_ms // {DAY_MS} * {DAY_MS} END
                    AS interval_start,
                CASE WHEN {is_hourly} THEN {HOUR_MS} ELSE {DAY_MS} END AS interval_length,
-               seq, ts_ms,
-               concat('{{"_op":"', op, '","_ts":"', {ts}, '","_seq":', seq, {row}, chr(10)) AS line
-        FROM ready_{table}"""
+               ts_ms,
+               concat('{{"_op":"', op, '","_ts":"', {ts}, '","_seq":') AS head,
+               concat({row}, chr(10)) AS tail
+        FROM ev_{table}"""
 
 
 def _write_table(con: duckdb.DuckDBPyConnection, table: str, out: Path, max_part_bytes: int,
@@ -884,24 +887,27 @@ def _write_table(con: duckdb.DuckDBPyConnection, table: str, out: Path, max_part
     """Number the table's changes (_seq) and write them out, interval by interval.
 
     _seq is each change's rank in (_ts, c before u before d, key) order. Sorting wide rows
-    is slow in DuckDB, so only the keys are sorted; the lines are then built in parallel
-    in DuckDB a month at a time and put in _seq order with Arrow.
+    is slow in DuckDB, so only the keys are sorted there; the lines are built in parallel
+    in DuckDB a few months at a time, then numbered and put in order with Arrow.
     """
     perm = con.execute(f"SELECT rowid FROM ev_{table} ORDER BY ts_ms, ord, k1, k2").fetchnumpy()["rowid"]
-    seq = np.empty(len(perm), dtype=np.int64)
-    seq[perm] = np.arange(1, len(perm) + 1, dtype=np.int64)
-    con.register("seq_by_row", pa.table({"seq": seq}))
-    con.execute(f"CREATE TABLE ready_{table} AS SELECT * FROM ev_{table} POSITIONAL JOIN seq_by_row")
-    con.unregister("seq_by_row")
-    con.execute(f"DROP TABLE ev_{table}")
+    seq_by_row = np.empty(len(perm), dtype=np.int64)
+    seq_by_row[perm] = np.arange(1, len(perm) + 1, dtype=np.int64)
     writer = _FileWriter(table, out / table, max_part_bytes, pool)
     hourly = ", ".join(str(_ms(d) // DAY_MS) for d in sd.hourly_days())
-    for start, end in _chunks(con, f"ready_{table}"):
+    for start, end in _chunks(con, f"ev_{table}"):
         chunk = con.execute(f"{_line_sql(table, hourly)} WHERE ts_ms >= {start} AND ts_ms < {end}").to_arrow_table()
-        if chunk.num_rows:
-            writer.add(chunk.take(pc.sort_indices(chunk["seq"])).combine_chunks())
+        if not chunk.num_rows:
+            continue
+        seq = seq_by_row[chunk["row_number"].to_numpy()]
+        order = np.argsort(seq)
+        chunk = chunk.take(order)
+        seq = seq[order]
+        lines = pc.binary_join_element_wise(chunk["head"], pa.array(seq).cast(pa.string()), chunk["tail"], "")
+        writer.add(chunk["interval_start"].to_numpy(), chunk["interval_length"].to_numpy(), seq,
+                   chunk["ts_ms"].to_numpy(), lines.combine_chunks())
     writer.close()
-    con.execute(f"DROP TABLE ready_{table}")
+    con.execute(f"DROP TABLE ev_{table}")
     return writer
 
 
@@ -934,17 +940,14 @@ class _FileWriter:
         self.last_seq = 0
         self.last_ts = -1
 
-    def add(self, chunk: pa.Table) -> None:
-        starts = chunk["interval_start"].to_numpy()
-        lengths = chunk["interval_length"].to_numpy()
-        seqs = chunk["seq"].to_numpy()
-        ts = chunk["ts_ms"].to_numpy()
+    def add(self, starts: np.ndarray, lengths: np.ndarray, seqs: np.ndarray, ts: np.ndarray,
+            lines: pa.StringArray) -> None:
+        """Lines in _seq order, each ending in a newline, with their intervals."""
         # _seq must continue 1, 2, 3 ... and _ts must never go back: catches any misalignment
         if seqs[0] != self.last_seq + 1 or np.any(np.diff(seqs) != 1) or ts[0] < self.last_ts \
                 or np.any(np.diff(ts) < 0):
             raise RuntimeError(f"{self.table}: changes came back out of _seq/_ts order")
         self.last_seq, self.last_ts = int(seqs[-1]), int(ts[-1])
-        lines = chunk["line"].chunk(0)
         offset_type = np.int64 if pa.types.is_large_string(lines.type) else np.int32
         offsets = np.frombuffer(lines.buffers()[1], dtype=offset_type)[lines.offset:lines.offset + len(lines) + 1]
         data = memoryview(lines.buffers()[2])
