@@ -150,6 +150,25 @@ def dbt_progress(line: str) -> tuple[int, int] | None:
     return int(done), int(total) if total.isdigit() else 0
 
 
+def test_every_expectation_suite_file_is_valid_great_expectations(tmp_path):
+    from orchestrate import checks
+    from orchestrate.errors import UserError
+
+    suites = checks.load_suites()
+    assert {"row_counts", "topic_results", "reliability", "topic_results_shift"} <= {s.name for s in suites}
+    for suite in suites:
+        assert len(checks.build_gx_suite(suite).expectations) == len(suite.expectations), suite.name
+
+    (tmp_path / "broken.json").write_text(json.dumps({
+        "name": "broken",
+        "meta": {"query": "select 1 as x"},
+        "expectations": [{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "x"}}],
+    }))
+    [broken] = checks.load_suites(tmp_path)
+    with pytest.raises(UserError, match="broken.json: expectation 1"):
+        checks.build_gx_suite(broken)
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, sample_extracts) -> Warehouse:
     """One uninterrupted `run` over every sample extract."""
