@@ -177,8 +177,8 @@ def by_level(frame: pd.DataFrame, subgroups: pd.DataFrame) -> pd.DataFrame:
     """Each row once per reporting level (school, district) and subgroup it counts in."""
     frame = frame.merge(subgroups, on="response_id")
     return pd.concat([
-        frame.assign(level="school", entity_id=frame.school_id),
-        frame.assign(level="district", entity_id=frame.district_id),
+        frame.assign(reporting_level="school", entity_id=frame.school_id),
+        frame.assign(reporting_level="district", entity_id=frame.district_id),
     ], ignore_index=True)
 
 
@@ -208,7 +208,7 @@ def suppress(frame: pd.DataFrame, numbers: list[str], n: str) -> pd.DataFrame:
 
 
 def test_topic_results_match_recomputation(built_warehouse, truth):
-    keys = ["school_year", "respondent_type", "level", "entity_id", "topic_id",
+    keys = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
             "subgroup_category", "subgroup_value"]
     t = by_level(truth["per_topic"], truth["subgroups"])
     expected = t.groupby(keys, as_index=False).agg(
@@ -226,7 +226,7 @@ def test_topic_results_match_recomputation(built_warehouse, truth):
 
 
 def test_item_results_match_recomputation(built_warehouse, truth):
-    keys = ["school_year", "respondent_type", "level", "entity_id", "item",
+    keys = ["school_year", "respondent_type", "reporting_level", "entity_id", "item",
             "subgroup_category", "subgroup_value"]
     t = by_level(truth["per_item"], truth["subgroups"])
     expected = t.groupby(keys, as_index=False).agg(
@@ -392,7 +392,7 @@ def test_no_suppressed_row_exposes_a_number(built_warehouse):
         where b.schools <> (
             select count(*) from marts.topic_results as r
             join marts.dim_schools as s on r.entity_id = s.school_id
-            where r.level = 'school' and r.subgroup_category = 'all' and not r.is_suppressed
+            where r.reporting_level = 'school' and r.subgroup_category = 'all' and not r.is_suppressed
               and r.respondents >= 10
               and r.school_year = b.school_year and r.respondent_type = b.respondent_type
               and r.topic_id = b.topic_id and (b.school_level = 'all' or s.school_level = b.school_level))""")[0][0]

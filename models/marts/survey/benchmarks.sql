@@ -14,7 +14,7 @@ school_results as (
         topic_id,
         percent_favorable
     from {{ ref('topic_results') }}
-    where level = 'school'
+    where reporting_level = 'school'
         and subgroup_category = 'all'
         and not is_suppressed
 ),

@@ -8,19 +8,19 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-levels as (
-    select 'school' as level
+reporting_levels as (
+    select 'school' as reporting_level
     union all
-    select 'district' as level
+    select 'district' as reporting_level
 ),
 
 grouped as (
     select
         respondent_items.school_year,
         respondent_items.respondent_type,
-        levels.level,
+        reporting_levels.reporting_level,
         case
-            when levels.level = 'school' then respondent_items.school_id
+            when reporting_levels.reporting_level = 'school' then respondent_items.school_id
             else respondent_items.district_id
         end as entity_id,
         respondent_items.topic_id,
@@ -33,14 +33,14 @@ grouped as (
     from respondent_items
     inner join subgroups
         on respondent_items.response_id = subgroups.response_id
-    cross join levels
+    cross join reporting_levels
 ),
 
 aggregated as (
     select
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         canonical_item_id,
@@ -55,7 +55,7 @@ aggregated as (
     group by
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         canonical_item_id,
@@ -67,7 +67,7 @@ final as (
     select
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         canonical_item_id,

@@ -8,19 +8,19 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-levels as (
-    select 'school' as level
+reporting_levels as (
+    select 'school' as reporting_level
     union all
-    select 'district' as level
+    select 'district' as reporting_level
 ),
 
 grouped as (
     select
         respondent_topics.school_year,
         respondent_topics.respondent_type,
-        levels.level,
+        reporting_levels.reporting_level,
         case
-            when levels.level = 'school' then respondent_topics.school_id
+            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
             else respondent_topics.district_id
         end as entity_id,
         respondent_topics.topic_id,
@@ -32,14 +32,14 @@ grouped as (
     from respondent_topics
     inner join subgroups
         on respondent_topics.response_id = subgroups.response_id
-    cross join levels
+    cross join reporting_levels
 ),
 
 aggregated as (
     select
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         subgroup_category,
@@ -54,7 +54,7 @@ aggregated as (
     group by
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         subgroup_category,
@@ -65,7 +65,7 @@ final as (
     select
         school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         subgroup_category,

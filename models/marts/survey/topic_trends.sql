@@ -6,7 +6,7 @@ results as (
         cast(cast(substr(school_year, 1, 4) as integer) - 1 as varchar)
             || '-' || substr(school_year, 3, 2) as previous_school_year,
         respondent_type,
-        level,
+        reporting_level,
         entity_id,
         topic_id,
         is_suppressed,
@@ -21,7 +21,7 @@ final as (
     select
         this_year.school_year,
         this_year.respondent_type,
-        this_year.level,
+        this_year.reporting_level,
         this_year.entity_id,
         this_year.topic_id,
         this_year.is_suppressed,
@@ -39,7 +39,7 @@ final as (
     left join results as last_year
         on this_year.previous_school_year = last_year.school_year
         and this_year.respondent_type = last_year.respondent_type
-        and this_year.level = last_year.level
+        and this_year.reporting_level = last_year.reporting_level
         and this_year.entity_id = last_year.entity_id
         and this_year.topic_id = last_year.topic_id
 )
