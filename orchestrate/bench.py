@@ -34,7 +34,7 @@ from pathlib import Path
 import duckdb
 
 from orchestrate import contract
-from orchestrate.ingest import LINE_READER, ingest
+from orchestrate.ingest import ingest, line_reader
 from orchestrate.warehouse import PROJECT_DIR, connect
 
 
@@ -108,7 +108,7 @@ def scan_floor(extracts: Path) -> tuple[float, int]:
     con = duckdb.connect()
     try:
         started = time.perf_counter()
-        (count,) = con.execute(f"select count(*) from {LINE_READER.format(path=paths)}").fetchone()
+        (count,) = con.execute(f"select count(*) from {line_reader(paths)}").fetchone()
         return time.perf_counter() - started, count
     finally:
         con.close()

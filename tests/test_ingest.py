@@ -67,6 +67,7 @@ def test_ingesting_twice_loads_nothing_new(tmp_path, warehouse):
     small_extracts(extracts)
     first = run_cli("ingest", "--extracts", str(extracts), check=True)
     assert "ingested 3 new files (7 rows" in first.stdout
+    assert "[ingest 3/3 files]" in first.stderr
     after_first = table_fingerprints(warehouse)
     second = run_cli("ingest", "--extracts", str(extracts), check=True)
     assert "ingested 0 new files" in second.stdout
@@ -185,7 +186,8 @@ def test_kill_9_mid_file_then_rerun_loads_every_row_exactly_once(tmp_path):
         write_extract(extracts, "question_responses", datetime(2024, 9, 3 + f), list(rows))
 
     proc = subprocess.Popen(
-        [sys.executable, "-m", "orchestrate", "ingest", "--extracts", str(extracts)],
+        # one file per transaction, so the kill can land between files
+        [sys.executable, "-m", "orchestrate", "ingest", "--extracts", str(extracts), "--batch-mb", "0.001"],
         cwd=PROJECT_DIR,
         env={**__import__("os").environ, **env},
         stderr=subprocess.PIPE,
@@ -193,7 +195,7 @@ def test_kill_9_mid_file_then_rerun_loads_every_row_exactly_once(tmp_path):
     )
     # wait until the first file is committed, then kill during the second
     for line in proc.stderr:
-        if line.startswith("[ingest 1/3]"):
+        if line.startswith("[ingest 1/3 files]"):
             break
     time.sleep(0.3)
     proc.send_signal(signal.SIGKILL)
