@@ -126,7 +126,9 @@ classified as (
             when questions.is_open_ended then 'open_text'
             when questions.canonical_item_id is null then 'unmapped_question'
             when options.non_substantive_reason is not null then options.non_substantive_reason
-            when resolved.option_value is null and non_substantive_labels.label_key is not null then 'non_substantive_label'
+            when
+                resolved.option_value is null and non_substantive_labels.label_key is not null
+                then 'non_substantive_label'
             when resolved.option_value is null then 'not_an_option'
             when resolved.option_value < 1 or resolved.option_value > questions.scale_points then 'off_scale'
         end as non_substantive_reason
@@ -152,16 +154,16 @@ scored as (
         option_value,
         option_label,
         answered_by,
-        non_substantive_reason is null as is_substantive,
         non_substantive_reason,
+        favorable_threshold,
+        mapping_fingerprint,
+        change_seq,
+        non_substantive_reason is null as is_substantive,
         case
             when non_substantive_reason is not null then null
             when reverse_coded then 1 + scale_points - option_value
             else option_value
-        end as scored_value,
-        favorable_threshold,
-        mapping_fingerprint,
-        change_seq
+        end as scored_value
     from classified
 ),
 
@@ -180,9 +182,9 @@ final as (
         is_substantive,
         non_substantive_reason,
         scored_value,
-        case when is_substantive then scored_value >= favorable_threshold end as is_favorable,
         mapping_fingerprint,
-        change_seq
+        change_seq,
+        case when is_substantive then scored_value >= favorable_threshold end as is_favorable
     from scored
 )
 

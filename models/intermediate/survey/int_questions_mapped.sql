@@ -82,11 +82,11 @@ crosswalk_matches as (
     inner join crosswalk
         on surveys.district_id = crosswalk.district_id
         and questions.question_text_key = crosswalk.question_text_key
-        and (crosswalk.survey_id = questions.survey_id or crosswalk.survey_id is null)
+        and (questions.survey_id = crosswalk.survey_id or crosswalk.survey_id is null)
     qualify row_number() over (
-        partition by questions.question_id
-        order by case when crosswalk.survey_id is null then 1 else 0 end
-    ) = 1
+            partition by questions.question_id
+            order by case when crosswalk.survey_id is null then 1 else 0 end
+        ) = 1
 ),
 
 mapped as (
@@ -100,6 +100,7 @@ mapped as (
         questions.question_text,
         questions.question_text_key,
         questions.is_open_ended,
+        option_summary.options_signature,
         coalesce(exact_matches.canonical_item_id, crosswalk_matches.canonical_item_id) as canonical_item_id,
         case
             when exact_matches.canonical_item_id is not null then 'exact'
@@ -107,8 +108,7 @@ mapped as (
             else 'unmapped'
         end as mapping_method,
         coalesce(option_summary.option_count, 0) as option_count,
-        coalesce(option_summary.option_scale_points, 0) as option_scale_points,
-        option_summary.options_signature
+        coalesce(option_summary.option_scale_points, 0) as option_scale_points
     from questions
     left join surveys
         on questions.survey_id = surveys.survey_id

@@ -53,19 +53,47 @@ identified as (
 ),
 
 final as (
-    select response_id, 'all' as subgroup_category, 'all' as subgroup_value from responses
+    select
+        response_id,
+        'all' as subgroup_category,
+        'all' as subgroup_value
+    from responses
     union all
-    select response_id, 'gender', gender from identified
+    select
+        response_id,
+        'gender' as subgroup_category,
+        gender as subgroup_value
+    from identified
     union all
-    select response_id, 'race_ethnicity', race_ethnicity from identified
+    select
+        response_id,
+        'race_ethnicity' as subgroup_category,
+        race_ethnicity as subgroup_value
+    from identified
     union all
-    select response_id, 'grade_level', grade_level from identified
+    select
+        response_id,
+        'grade_level' as subgroup_category,
+        grade_level as subgroup_value
+    from identified
     union all
-    select response_id, 'english_learner', english_learner from identified
+    select
+        response_id,
+        'english_learner' as subgroup_category,
+        english_learner as subgroup_value
+    from identified
     union all
-    select response_id, 'iep', iep from identified
+    select
+        response_id,
+        'iep' as subgroup_category,
+        iep as subgroup_value
+    from identified
     union all
-    select response_id, 'econ_disadvantaged', econ_disadvantaged from identified
+    select
+        response_id,
+        'econ_disadvantaged' as subgroup_category,
+        econ_disadvantaged as subgroup_value
+    from identified
 )
 
 select * from final

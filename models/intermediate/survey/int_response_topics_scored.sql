@@ -27,10 +27,10 @@ answered as (
         respondent_type,
         school_year,
         topic_id,
-        count(*) as items_answered,
-        avg(item_score) as mean_item_score,
         cast(sum(substantive_answers) as bigint) as substantive_answers,
-        cast(sum(favorable_answers) as bigint) as favorable_answers
+        cast(sum(favorable_answers) as bigint) as favorable_answers,
+        count(*) as items_answered,
+        avg(item_score) as mean_item_score
     from items
     group by
         response_id,
@@ -53,11 +53,11 @@ final as (
         answered.topic_id,
         topic_sizes.topic_items,
         answered.items_answered,
+        answered.substantive_answers,
+        answered.favorable_answers,
         case
             when 2 * answered.items_answered >= topic_sizes.topic_items then answered.mean_item_score
-        end as topic_score,
-        answered.substantive_answers,
-        answered.favorable_answers
+        end as topic_score
     from answered
     inner join topic_sizes
         on answered.topic_id = topic_sizes.topic_id

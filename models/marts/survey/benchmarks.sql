@@ -80,7 +80,7 @@ published as (
     select
         *,
         schools >= {{ var('benchmark_min_schools', 10) }}
-            and districts >= {{ var('benchmark_min_districts', 3) }} as is_published
+        and districts >= {{ var('benchmark_min_districts', 3) }} as is_published
     from aggregated
 ),
 

@@ -63,8 +63,10 @@ computed as (
         case
             when topic_statistics.items > 2 and item_statistics.rest_variance > 0
                 then (topic_statistics.items - 1) / (topic_statistics.items - 2.0)
-                    * (1 - (topic_statistics.sum_item_variance - item_statistics.item_variance)
-                        / item_statistics.rest_variance)
+                    * (
+                        1 - (topic_statistics.sum_item_variance - item_statistics.item_variance)
+                        / item_statistics.rest_variance
+                    )
         end as alpha_if_item_deleted
     from item_statistics
     inner join topic_statistics

@@ -19,17 +19,17 @@ grouped as (
         respondent_items.school_year,
         respondent_items.respondent_type,
         reporting_levels.reporting_level,
-        case
-            when reporting_levels.reporting_level = 'school' then respondent_items.school_id
-            else respondent_items.district_id
-        end as entity_id,
         respondent_items.topic_id,
         respondent_items.canonical_item_id,
         subgroups.subgroup_category,
         subgroups.subgroup_value,
         respondent_items.item_score,
         respondent_items.substantive_answers,
-        respondent_items.favorable_answers
+        respondent_items.favorable_answers,
+        case
+            when reporting_levels.reporting_level = 'school' then respondent_items.school_id
+            else respondent_items.district_id
+        end as entity_id
     from respondent_items
     inner join subgroups
         on respondent_items.response_id = subgroups.response_id
@@ -46,10 +46,10 @@ aggregated as (
         canonical_item_id,
         subgroup_category,
         subgroup_value,
-        count(*) as respondents,
-        avg(item_score) as item_mean,
         cast(sum(substantive_answers) as bigint) as substantive_answers,
-        cast(sum(favorable_answers) as bigint) as favorable_answers
+        cast(sum(favorable_answers) as bigint) as favorable_answers,
+        count(*) as respondents,
+        avg(item_score) as item_mean
     from grouped
     where entity_id is not null
     group by

@@ -19,16 +19,16 @@ grouped as (
         respondent_topics.school_year,
         respondent_topics.respondent_type,
         reporting_levels.reporting_level,
-        case
-            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
-            else respondent_topics.district_id
-        end as entity_id,
         respondent_topics.topic_id,
         subgroups.subgroup_category,
         subgroups.subgroup_value,
         respondent_topics.topic_score,
         respondent_topics.substantive_answers,
-        respondent_topics.favorable_answers
+        respondent_topics.favorable_answers,
+        case
+            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
+            else respondent_topics.district_id
+        end as entity_id
     from respondent_topics
     inner join subgroups
         on respondent_topics.response_id = subgroups.response_id
@@ -44,11 +44,11 @@ aggregated as (
         topic_id,
         subgroup_category,
         subgroup_value,
+        cast(sum(substantive_answers) as bigint) as substantive_answers,
+        cast(sum(favorable_answers) as bigint) as favorable_answers,
         count(*) as respondents,
         count(topic_score) as scored_respondents,
-        avg(topic_score) as topic_mean,
-        cast(sum(substantive_answers) as bigint) as substantive_answers,
-        cast(sum(favorable_answers) as bigint) as favorable_answers
+        avg(topic_score) as topic_mean
     from grouped
     where entity_id is not null
     group by

@@ -3,8 +3,6 @@ with
 results as (
     select
         school_year,
-        cast(cast(substr(school_year, 1, 4) as integer) - 1 as varchar)
-            || '-' || substr(school_year, 3, 2) as previous_school_year,
         respondent_type,
         reporting_level,
         entity_id,
@@ -12,7 +10,9 @@ results as (
         is_suppressed,
         respondents,
         topic_mean,
-        percent_favorable
+        percent_favorable,
+        cast(cast(substr(school_year, 1, 4) as integer) - 1 as varchar)
+        || '-' || substr(school_year, 3, 2) as previous_school_year
     from {{ ref('topic_results') }}
     where subgroup_category = 'all'
 ),
@@ -29,10 +29,10 @@ final as (
         this_year.topic_mean,
         this_year.percent_favorable,
         this_year.previous_school_year,
-        coalesce(last_year.is_suppressed, true) as previous_is_suppressed,
         last_year.respondents as previous_respondents,
         last_year.topic_mean as previous_topic_mean,
         last_year.percent_favorable as previous_percent_favorable,
+        coalesce(last_year.is_suppressed, true) as previous_is_suppressed,
         this_year.percent_favorable - last_year.percent_favorable as percent_favorable_change,
         this_year.topic_mean - last_year.topic_mean as topic_mean_change
     from results as this_year
