@@ -2,19 +2,27 @@
 
 `python tests/snowflake_emulator.py --port N` serves fakesnow's HTTP API on 127.0.0.1:N,
 which dbt-snowflake (the `ci_snowflake` target) and snowflake.connector talk to as if it
-were Snowflake. One change to fakesnow's own server: a statement fakesnow cannot handle
-answers with an error naming the exception (Snowflake's "SQL compilation error" shape)
-instead of HTTP 500, which the Snowflake connector retries forever, so a CI build fails
-in seconds and says why instead of hanging.
+were Snowflake. Two additions to fakesnow's own server:
+
+- A statement fakesnow cannot handle answers with an error naming the exception
+  (Snowflake's "SQL compilation error" shape) instead of HTTP 500, which the Snowflake
+  connector retries forever, so a CI build fails in seconds and says why.
+- Access control and session statements fakesnow does not implement are emulated here,
+  so the build runs the same statements as production: `grant … on … to …`,
+  `revoke … from …`, `show grants on …` (answered from the grants made), and the session
+  query tag (`alter session set/unset query_tag`, `show parameters like 'query_tag' in
+  session`). They only record: nothing is enforced. Every statement is appended to
+  `<log>.statements.jsonl` with the session's query tag when it ran and its duration.
 """
 
 from __future__ import annotations
 
 import contextlib
 import contextvars
+import gzip
 import json
 import logging
-import os
+import re
 import signal
 import socket
 import subprocess
@@ -69,6 +77,27 @@ class Emulator:
             network_timeout=60,
         )
 
+    def statements(self) -> list[dict]:
+        """Every statement the emulator received: {"sql", "query_tag"} (see module doc)."""
+        path = statements_log(self.log)
+        if not path.exists():
+            return []
+        return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+    def grants(self) -> dict[str, dict[str, set[str]]]:
+        """Grants in force at the end: object name -> privilege -> grantee roles."""
+        granted: dict[str, dict[str, set[str]]] = {}
+        for statement in self.statements():
+            if (dcl := _parse_dcl(statement["sql"])) is None:
+                continue
+            verb, privilege, name, roles = dcl
+            by_privilege = granted.setdefault(name, {})
+            if verb == "grant":
+                by_privilege.setdefault(privilege, set()).update(roles)
+            else:
+                by_privilege.get(privilege, set()).difference_update(roles)
+        return granted
+
     def errors(self) -> str:
         """fakesnow's own account of statements it could not run (for failure messages)."""
         text = self.log.read_text(errors="replace") if self.log.exists() else ""
@@ -88,10 +117,9 @@ def running(log: Path, timeout: float = 60.0) -> Iterator[Emulator]:
     log.parent.mkdir(parents=True, exist_ok=True)
     with log.open("w") as out:
         process = subprocess.Popen(
-            [sys.executable, __file__, "--port", str(port)],
+            [sys.executable, __file__, "--port", str(port), "--log", str(log)],
             stdout=out,
             stderr=subprocess.STDOUT,
-            start_new_session=True,
         )
     emulator = Emulator(port, log, process)
     try:
@@ -154,6 +182,96 @@ def load_raw_from_duckdb(emulator: Emulator, duckdb_file: Path, staging_dir: Pat
 
 # --- the server process ------------------------------------------------------------------
 
+
+def statements_log(log: Path) -> Path:
+    return log.with_name(log.name + ".statements.jsonl")
+
+
+_DCL = re.compile(
+    r"^\s*(?P<verb>grant|revoke)\s+(?P<privilege>[\w ]+?)\s+on\s+(?:(?:table|view)\s+)?"
+    r"(?P<name>[\w.\"$]+)\s+(?:to|from)\s+(?:role\s+)?(?P<roles>.+?)\s*;?\s*$",
+    re.IGNORECASE | re.DOTALL,
+)
+_SHOW_GRANTS = re.compile(
+    r"^\s*show\s+grants\s+on\s+(?:(?:table|view)\s+)?(?P<name>[\w.\"$]+)\s*;?\s*$", re.IGNORECASE
+)
+_SET_TAG = re.compile(r"^\s*alter\s+session\s+set\s+query_tag\s*=\s*'(?P<tag>(?:[^']|'')*)'\s*;?\s*$", re.I)
+_UNSET_TAG = re.compile(r"^\s*alter\s+session\s+unset\s+query_tag\s*;?\s*$", re.IGNORECASE)
+_SHOW_TAG = re.compile(r"^\s*show\s+parameters\s+like\s+'query_tag'\s+in\s+session\s*;?\s*$", re.I)
+
+
+def _object_name(name: str) -> str:
+    return name.replace('"', "").upper()
+
+
+def _parse_dcl(sql: str) -> tuple[str, str, str, list[str]] | None:
+    sql = re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL)
+    if not (m := _DCL.match(sql)):
+        return None
+    roles = [_object_name(r.strip()) for r in m["roles"].split(",")]
+    return m["verb"].lower(), m["privilege"].upper(), _object_name(m["name"]), roles
+
+
+def _literal(value: str | None) -> str:
+    return "null" if value is None else "'" + value.replace("'", "''") + "'"
+
+
+def _status(message: str) -> str:
+    return f'select {_literal(message)} as "status"'
+
+
+class _Account:
+    """What fakesnow leaves out, kept here: grants and each session's query tag."""
+
+    def __init__(self, log: Path) -> None:
+        self.grants: dict[str, dict[str, set[str]]] = {}
+        self.query_tags: dict[str, str | None] = {}
+        self.out = statements_log(log).open("a", buffering=1)
+
+    def rewrite(self, token: str, sql: str) -> str | None:
+        """The SQL fakesnow should run instead of `sql`, or None to run `sql` itself."""
+        bare = re.sub(r"/\*.*?\*/", "", sql, flags=re.DOTALL).strip()
+        if m := _SET_TAG.match(bare):
+            self.query_tags[token] = m["tag"].replace("''", "'")
+            return _status("Statement executed successfully.")
+        if _UNSET_TAG.match(bare):
+            self.query_tags[token] = None
+            return _status("Statement executed successfully.")
+        if _SHOW_TAG.match(bare):
+            return (
+                f'select \'QUERY_TAG\' as "key", {_literal(self.query_tags.get(token) or "")} as "value", '
+                '\'\' as "default", \'SESSION\' as "level", \'\' as "description", \'STRING\' as "type"'
+            )
+        if m := _SHOW_GRANTS.match(bare):
+            name = _object_name(m["name"])
+            rows = [
+                f"select null::timestamp as \"created_on\", {_literal(privilege)} as \"privilege\", "
+                f"'TABLE' as \"granted_on\", {_literal(name)} as \"name\", 'ROLE' as \"granted_to\", "
+                f"{_literal(role)} as \"grantee_name\", 'false' as \"grant_option\", "
+                f"'CI' as \"granted_by\""
+                for privilege, roles in sorted(self.grants.get(name, {}).items())
+                for role in sorted(roles)
+            ]
+            return " union all ".join(rows) or (
+                'select null::timestamp as "created_on", \'\' as "privilege", \'\' as "granted_on", '
+                '\'\' as "name", \'\' as "granted_to", \'\' as "grantee_name", '
+                '\'\' as "grant_option", \'\' as "granted_by" where false'
+            )
+        if dcl := _parse_dcl(bare):
+            verb, privilege, name, roles = dcl
+            by_privilege = self.grants.setdefault(name, {})
+            if verb == "grant":
+                by_privilege.setdefault(privilege, set()).update(roles)
+            else:
+                by_privilege.get(privilege, set()).difference_update(roles)
+            return _status("Statement executed successfully.")
+        return None
+
+    def record(self, token: str, sql: str, query_tag: str | None, seconds: float) -> None:
+        entry = {"sql": sql.strip()[:2000], "query_tag": query_tag, "seconds": seconds}
+        self.out.write(json.dumps(entry) + "\n")
+
+
 _last_error: contextvars.ContextVar[str | None] = contextvars.ContextVar("last_error", default=None)
 
 
@@ -164,7 +282,7 @@ class _RememberError(logging.Handler):
             _last_error.set(f"{type(exc).__name__}: {exc}")
 
 
-def serve(port: int) -> None:
+def serve(port: int, log: Path) -> None:
     import fakesnow.server
     import uvicorn
     from starlette.applications import Starlette
@@ -172,16 +290,44 @@ def serve(port: int) -> None:
     from starlette.routing import Route
 
     logging.getLogger("fakesnow.server").addHandler(_RememberError())
-    original = fakesnow.server.query_request
+    original_query = fakesnow.server.query_request
+    original_login = fakesnow.server.login_request
+    account = _Account(log)
+
+    async def read_json(request) -> dict:
+        body = await request.body()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.decompress(body)
+        return json.loads(body)
+
+    def replace_json(request, data: dict) -> None:
+        body = json.dumps(data).encode()
+        if request.headers.get("Content-Encoding") == "gzip":
+            body = gzip.compress(body)
+        request._body = body  # starlette hands the cached body to the endpoint
+
+    async def login_request(request):
+        tag = (await read_json(request))["data"].get("SESSION_PARAMETERS", {}).get("QUERY_TAG")
+        response = await original_login(request)
+        token = (json.loads(response.body).get("data") or {}).get("token")
+        if token:
+            account.query_tags[token] = tag
+        return response
 
     async def query_request(request):
         _last_error.set(None)
-        response = await original(request)
+        token = fakesnow.server.to_token(request) if request.headers.get("Authorization") else ""
+        data = await read_json(request)
+        sql = data["sqlText"]
+        started = time.perf_counter()
+        tag = account.query_tags.get(token)
+        if (rewritten := account.rewrite(token, sql)) is not None:
+            replace_json(request, {**data, "sqlText": rewritten})
+        response = await original_query(request)
+        account.record(token, sql, tag, round(time.perf_counter() - started, 4))
         if response.status_code != 500:
             return response
-        body = json.loads(response.body)
         reason = _last_error.get() or "unknown error"
-        sql = body.get("message", "")
         print(f"fakesnow cannot run: {reason}\n  {sql[:2000]}", flush=True)
         return JSONResponse(
             {
@@ -192,18 +338,17 @@ def serve(port: int) -> None:
             }
         )
 
+    replacements = {original_query: query_request, original_login: login_request}
     routes = [
-        Route(r.path, query_request, methods=list(r.methods or []))
-        if r.endpoint is original
+        Route(r.path, replacements[r.endpoint], methods=list(r.methods or []))
+        if r.endpoint in replacements
         else r
         for r in fakesnow.server.routes
     ]
-    app = Starlette(routes=routes)
-    uvicorn.run(app, host=HOST, port=port, log_level="warning")
+    uvicorn.run(Starlette(routes=routes), host=HOST, port=port, log_level="warning")
 
 
 if __name__ == "__main__":
-    os.environ.setdefault("PYTHONUNBUFFERED", "1")
-    if sys.argv[1:2] != ["--port"] or len(sys.argv) != 3:
-        sys.exit("usage: python tests/snowflake_emulator.py --port N")
-    serve(int(sys.argv[2]))
+    if sys.argv[1:2] != ["--port"] or sys.argv[3:4] != ["--log"] or len(sys.argv) != 5:
+        sys.exit("usage: python tests/snowflake_emulator.py --port N --log FILE")
+    serve(int(sys.argv[2]), Path(sys.argv[4]))

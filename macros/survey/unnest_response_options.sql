@@ -19,13 +19,21 @@
     where questions.{{ json_column }} is not null
 {%- endmacro %}
 
+{#- Positions come from flatten's values over array_generate_range, not from flatten's
+    index: same result on Snowflake, and the emulator CI builds on (fakesnow) numbers
+    flatten's index in no particular order. -#}
 {% macro snowflake__unnest_response_options(relation, key_column, json_column) -%}
     select
         questions.{{ key_column }},
-        options.index + 1 as option_position,
-        try_to_number(options.value:value::varchar) as option_value,
-        options.value:label::varchar as option_label
-    from {{ relation }} as questions,
-        lateral flatten(input => try_parse_json(to_varchar(questions.{{ json_column }}))) as options
-    where questions.{{ json_column }} is not null
+        positions.value::integer + 1 as option_position,
+        try_to_number(get(questions.options, positions.value::integer):value::varchar) as option_value,
+        get(questions.options, positions.value::integer):label::varchar as option_label
+    from (
+        select
+            {{ key_column }},
+            try_parse_json(to_varchar({{ json_column }})) as options
+        from {{ relation }}
+        where {{ json_column }} is not null
+    ) as questions,
+        lateral flatten(input => array_generate_range(0, array_size(questions.options)::integer)) as positions
 {%- endmacro %}

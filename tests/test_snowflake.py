@@ -1,0 +1,293 @@
+"""The Snowflake production target, proven on an emulator (fakesnow) in CI.
+
+The sample that `built_warehouse` ingested and built on DuckDB is loaded into an emulated
+Snowflake (raw tables from `dbt run-operation create_raw_tables`, rows copied from
+DuckDB's raw schema), then `dbt build --target ci_snowflake` runs there: the prod target's
+settings, materializations and configs, pointed at the emulator. Every model, seed, test
+and unit test must pass, and every table in schema marts must equal DuckDB's.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import decimal
+import json
+import math
+import os
+import subprocess
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+import duckdb
+import pytest
+
+import snowflake_emulator
+
+PROJECT_DIR = Path(__file__).resolve().parent.parent
+DBT = str(Path(sys.executable).parent / "dbt")
+TOLERANCE = 1e-9
+
+
+@dataclass
+class EmulatedBuild:
+    emulator: snowflake_emulator.Emulator
+    env: dict[str, str]
+    build: subprocess.CompletedProcess
+    run_results: dict
+    manifest: dict
+    duckdb_file: Path
+
+    def explain(self) -> str:
+        return (
+            f"{self.build.stdout[-6000:]}\n{self.build.stderr[-2000:]}\n"
+            f"fakesnow could not run:\n{self.emulator.errors()[-4000:]}"
+        )
+
+
+def dbt(env: dict[str, str], *args: str, timeout: float = 900) -> subprocess.CompletedProcess:
+    return subprocess.run(
+        [DBT, *args, "--target", "ci_snowflake", "--profiles-dir", str(PROJECT_DIR),
+         "--project-dir", str(PROJECT_DIR)],
+        cwd=PROJECT_DIR,
+        env={**os.environ, **env},
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+    )
+
+
+@pytest.fixture(scope="module")
+def emulated_snowflake(tmp_path_factory, built_warehouse) -> EmulatedBuild:
+    folder = tmp_path_factory.mktemp("snowflake")
+    with snowflake_emulator.running(folder / "fakesnow.log") as emulator:
+        env = {
+            **emulator.env,
+            "DBT_TARGET_PATH": str(folder / "target"),
+            "DBT_LOG_PATH": str(folder / "logs"),
+            "DBT_SCHEMA_PREFIX": "",
+            # The emulator runs one statement at a time; more threads only queue.
+            "DBT_THREADS": "4",
+        }
+        created = dbt(env, "run-operation", "create_raw_tables")
+        assert created.returncode == 0, created.stdout[-3000:]
+        snowflake_emulator.load_raw_from_duckdb(emulator, built_warehouse.db, folder / "raw_parquet")
+        build = dbt(env, "build")
+        target = Path(env["DBT_TARGET_PATH"])
+        yield EmulatedBuild(
+            emulator,
+            env,
+            build,
+            json.loads((target / "run_results.json").read_text()),
+            json.loads((target / "manifest.json").read_text()),
+            built_warehouse.db,
+        )
+
+
+def test_full_build_passes_on_emulated_snowflake(emulated_snowflake):
+    build = emulated_snowflake
+    summary = [line for line in build.build.stdout.splitlines() if "Done. PASS=" in line]
+    print(summary[-1] if summary else "no summary")
+    assert build.build.returncode == 0, build.explain()
+    statuses = {r["unique_id"]: r["status"] for r in build.run_results["results"]}
+    bad = {uid: s for uid, s in statuses.items() if s not in ("success", "pass", "warn")}
+    assert not bad, f"not passed on Snowflake: {bad}\n{build.explain()}"
+    # Nothing is left out on this target: every model, seed, snapshot, test and unit test ran.
+    expected = {
+        uid
+        for uid, node in {**build.manifest["nodes"], **build.manifest.get("unit_tests", {})}.items()
+        if node["resource_type"] in ("model", "seed", "snapshot", "test", "unit_test")
+        and node["config"].get("enabled", True)
+    }
+    assert expected - statuses.keys() == set()
+
+
+def test_marts_equal_on_duckdb_and_emulated_snowflake(emulated_snowflake):
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    source = duckdb.connect(str(build.duckdb_file), read_only=True)
+    try:
+        duck_tables = sorted(
+            name
+            for (name,) in source.execute(
+                "select table_name from information_schema.tables where table_schema = 'marts'"
+            ).fetchall()
+        )
+        with build.emulator.connect(schema="marts") as con:
+            snow_tables = sorted(
+                name.lower()
+                for (name,) in con.cursor().execute(
+                    "select table_name from information_schema.tables where table_schema = 'MARTS'"
+                ).fetchall()
+            )
+            assert snow_tables == duck_tables
+            assert duck_tables, "no marts were built"
+            differences = []
+            for table in duck_tables:
+                duck_columns, duck_rows = duckdb_rows(source, table)
+                snow_columns, snow_rows = snowflake_rows(con, table)
+                if duck_columns != snow_columns:
+                    differences.append(f"{table}: columns {duck_columns} vs {snow_columns}")
+                    continue
+                if problem := compare_rows(duck_columns, duck_rows, snow_rows):
+                    differences.append(f"{table}: {problem}")
+    finally:
+        source.close()
+    assert not differences, "\n".join(differences)
+
+
+def test_prod_configuration_reaches_snowflake(emulated_snowflake):
+    """Grants on marts, a query tag per model, transient below marts, clustered facts."""
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    models = {
+        node["name"]: node
+        for node in build.manifest["nodes"].values()
+        if node["resource_type"] == "model"
+    }
+    marts = {name for name, node in models.items() if node["schema"].endswith("marts")}
+    granted = build.emulator.grants()
+    for name in marts:
+        relation = f"SURVEY_CI.MARTS.{name.upper()}"
+        assert "SURVEY_READER" in granted.get(relation, {}).get("SELECT", set()), relation
+    statements = build.emulator.statements()
+    for name, node in models.items():
+        if node["config"]["materialized"] == "ephemeral":
+            continue
+        tagged = [
+            s for s in statements
+            if s["query_tag"] and f'"node": "model.{name}"' in s["query_tag"]
+            and s["sql"].lower().startswith(("create", "insert", "delete"))
+        ]
+        assert tagged, f"{name} was not built under its own query tag"
+        created = next(s["sql"].lower() for s in tagged if s["sql"].lower().startswith("create"))
+        if node["schema"].endswith("intermediate") and node["config"]["materialized"] == "table":
+            assert "transient table" in created, created[:200]
+        if name in marts and node["config"]["materialized"] == "table":
+            assert "transient" not in created.split(" as", 1)[0], created[:200]
+            assert "copy grants" in created, created[:200]
+    for name, columns in {
+        "fct_question_responses": "survey_id, topic_id",
+        "fct_survey_responses": "school_year, district_id",
+    }.items():
+        assert any(
+            f"marts.{name} cluster by ({columns})" in " ".join(s["sql"].lower().split())
+            for s in statements
+        ), f"{name} is not clustered by {columns}"
+
+
+def test_raw_tables_match_duckdb_shape(emulated_snowflake):
+    """create_raw_tables (macros/snowflake) builds what the DuckDB ingester builds."""
+    build = emulated_snowflake
+    same_type = {
+        "VARCHAR": {"TEXT", "VARCHAR"},
+        "BIGINT": {"NUMBER", "BIGINT"},
+        "INTEGER": {"NUMBER", "INTEGER", "BIGINT"},
+        "DOUBLE": {"FLOAT", "DOUBLE"},
+        "TIMESTAMP": {"TIMESTAMP_NTZ"},
+        "JSON": {"VARIANT"},
+    }
+    source = duckdb.connect(str(build.duckdb_file), read_only=True)
+    try:
+        duck = source.execute(
+            "select table_name, column_name, data_type from information_schema.columns "
+            "where table_schema = 'raw' order by table_name, ordinal_position"
+        ).fetchall()
+    finally:
+        source.close()
+    with build.emulator.connect() as con:
+        snow = con.cursor().execute(
+            "select lower(table_name), lower(column_name), data_type from information_schema.columns "
+            "where table_schema = 'RAW' order by table_name, ordinal_position"
+        ).fetchall()
+    snow_columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in snow:
+        snow_columns.setdefault(table, []).append((column, data_type))
+    duck_columns: dict[str, list[tuple[str, str]]] = {}
+    for table, column, data_type in duck:
+        duck_columns.setdefault(table, []).append((column, data_type))
+    assert set(snow_columns) >= set(duck_columns)
+    for table, columns in duck_columns.items():
+        # The Snowflake ledger also keeps the stage's checksum (see create_raw_tables).
+        snow_table = [c for c in snow_columns[table] if (table, c[0]) != ("ingest_ledger", "stage_md5")]
+        assert [c for c, _ in snow_table] == [c for c, _ in columns], table
+        for (column, duck_type), (_, snow_type) in zip(columns, snow_table):
+            assert snow_type in same_type[duck_type], f"{table}.{column}: {duck_type} vs {snow_type}"
+
+
+# --- comparing tables across engines --------------------------------------------------------
+
+
+def duckdb_rows(con: duckdb.DuckDBPyConnection, table: str) -> tuple[list[str], list[tuple]]:
+    cursor = con.execute(f"select * from marts.{table}")
+    columns = [d[0].lower() for d in cursor.description]
+    return columns, cursor.fetchall()
+
+
+def snowflake_rows(con, table: str) -> tuple[list[str], list[tuple]]:
+    cursor = con.cursor()
+    types = cursor.execute(
+        "select column_name, data_type from information_schema.columns "
+        f"where table_schema = 'MARTS' and table_name = '{table.upper()}' order by ordinal_position"
+    ).fetchall()
+    # fakesnow sends a null timestamp as 1970-01-01 over the wire; text keeps nulls null.
+    select = ", ".join(
+        f'to_varchar("{name}") as "{name}"' if data_type.startswith("TIMESTAMP") else f'"{name}"'
+        for name, data_type in types
+    )
+    rows = cursor.execute(f"select {select} from marts.{table}").fetchall()
+    return [name.lower() for name, _ in types], rows
+
+
+def normalize(value):
+    """One comparable form per value, whichever engine it came from."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return value
+    if isinstance(value, (int, float, decimal.Decimal)):
+        return float(value)
+    if isinstance(value, dt.datetime):
+        return value.replace(tzinfo=None)
+    if isinstance(value, dt.date):
+        return value
+    if isinstance(value, str):
+        text = value.strip()
+        if text[:1] in "[{":
+            try:
+                return json.dumps(json.loads(text), sort_keys=True)
+            except ValueError:
+                return value
+        try:
+            return dt.datetime.fromisoformat(text) if len(text) >= 19 and text[4] == "-" and text[10] in " T" else value
+        except ValueError:
+            return value
+    if isinstance(value, (list, dict)):
+        return json.dumps(value, sort_keys=True)
+    return value
+
+
+def sort_key(row: tuple) -> tuple:
+    return tuple(
+        (0, "") if v is None else (1, f"{v:.6f}") if isinstance(v, float) else (2, str(v)) for v in row
+    )
+
+
+def compare_rows(columns: list[str], duck_rows: list[tuple], snow_rows: list[tuple]) -> str | None:
+    if len(duck_rows) != len(snow_rows):
+        return f"{len(duck_rows)} rows on DuckDB, {len(snow_rows)} on Snowflake"
+    left = sorted((tuple(normalize(v) for v in row) for row in duck_rows), key=sort_key)
+    right = sorted((tuple(normalize(v) for v in row) for row in snow_rows), key=sort_key)
+    mismatches = []
+    for a, b in zip(left, right):
+        for column, x, y in zip(columns, a, b):
+            if isinstance(x, float) and isinstance(y, float):
+                if math.isclose(x, y, rel_tol=TOLERANCE, abs_tol=TOLERANCE):
+                    continue
+            elif x == y:
+                continue
+            mismatches.append(f"{column}: DuckDB {x!r} vs Snowflake {y!r} in row {a}")
+            break
+        if len(mismatches) >= 5:
+            break
+    return "; ".join(mismatches) or None
