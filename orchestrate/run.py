@@ -737,6 +737,14 @@ def _print_ending(run: Run, report_dir: Path) -> None:
             if r["status"] == "error":
                 print(f"  - dbt {r['resource_type']} {r['name']} ({r['file']}): "
                       f"{(r['message'] or '').splitlines()[0] if r['message'] else ''}")
+        for suite in run.expectations:
+            if suite["status"] == "error":
+                erred = [r for r in suite["results"] if r["outcome"] == "error"]
+                why = suite.get("note") or (erred[0]["exception"] if erred else "") or ""
+                print(f"  - expectation suite {suite['suite']} ({suite['file']}) could not run: "
+                      f"{why.splitlines()[0] if why else ''}")
+        if run.failed_checks:
+            print(f"  and {len(run.failed_checks)} data-quality checks failed (see the report)")
     print(f"Report: {report_dir / 'report.html'} (and report.json; "
           f"{report_dir.parent / 'latest'} points to the latest)", flush=True)
 

@@ -184,7 +184,7 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     out = proc.stdout
 
     # live progress: files ingested and dbt nodes as they finish
-    assert "[ingest 1/" in proc.stderr
+    assert "[ingest " in proc.stderr
     assert sum(1 for line in out.splitlines() if dbt_progress(line)) > 50
 
     # the ending says how it went, where the results are and where the report is
