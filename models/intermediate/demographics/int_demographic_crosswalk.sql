@@ -20,14 +20,22 @@ district_codes as (
 ),
 
 global_by_field as (
-    select field, code, standard_value, 2 as priority
+    select
+        field,
+        code,
+        standard_value,
+        2 as priority
     from global_codes
     where field <> 'yes_no'
     {%- for flag_field in flag_fields %}
 
     union all
 
-    select '{{ flag_field }}' as field, code, standard_value, 3 as priority
+    select
+        '{{ flag_field }}' as field,
+        code,
+        standard_value,
+        3 as priority
     from global_codes
     where field = 'yes_no'
     {%- endfor %}

@@ -23,13 +23,21 @@ crosswalk as (
 
 codes as (
     {%- for field in scalar_fields %}
-    select student_id, district_id, '{{ field }}' as field, {{ field }}_code as raw_code
+    select
+        student_id,
+        district_id,
+        '{{ field }}' as field,
+        {{ field }}_code as raw_code
     from students
     where {{ field }}_code is not null
 
     union all
     {% endfor %}
-    select student_id, district_id, 'race' as field, race_code as raw_code
+    select
+        student_id,
+        district_id,
+        'race' as field,
+        race_code as raw_code
     from race_codes
 ),
 

@@ -1,7 +1,10 @@
 with
 
 students as (
-    select student_id, district_id, race_codes
+    select
+        student_id,
+        district_id,
+        race_codes
     from {{ ref('stg_replica__students') }}
 ),
 

@@ -3,7 +3,10 @@
 with
 
 students as (
-    select student_id, district_id, school_id
+    select
+        student_id,
+        district_id,
+        school_id
     from {{ ref('stg_replica__students') }}
 ),
 

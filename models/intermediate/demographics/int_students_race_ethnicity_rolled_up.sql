@@ -7,7 +7,9 @@
 with
 
 students as (
-    select student_id, hispanic_latino
+    select
+        student_id,
+        hispanic_latino
     from {{ ref('int_students_demographics_normalized') }}
 ),
 

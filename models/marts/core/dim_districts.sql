@@ -5,7 +5,10 @@ districts as (
 ),
 
 locale_codes as (
-    select district_id, code_key, standard_value
+    select
+        district_id,
+        code_key,
+        standard_value
     from {{ ref('int_demographic_crosswalk') }}
     where field = 'locale'
 ),

@@ -9,7 +9,10 @@ districts as (
 ),
 
 grade_codes as (
-    select district_id, code_key, standard_value as grade_level
+    select
+        district_id,
+        code_key,
+        standard_value as grade_level
     from {{ ref('int_demographic_crosswalk') }}
     where field = 'grade_level'
 ),

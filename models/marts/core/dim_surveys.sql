@@ -18,7 +18,7 @@ final as (
         surveys.school_year,
         surveys.opens_on,
         surveys.closes_on,
-        {{ dbt.datediff('surveys.opens_on', 'surveys.closes_on', 'day') }} + 1 as window_days
+        {{ dbt.datediff('surveys.opens_on', 'surveys.closes_on', 'day') }} + 1 as window_days -- noqa: LT05
     from surveys
     left join districts
         on surveys.district_id = districts.district_id
