@@ -14,8 +14,8 @@
   drops the policy a table had. To (re)apply to the marts already built, without a build:
     dbt run-operation apply_district_row_access_policy --target prod \
       --vars '{district_row_access_policy: true}'
-  Add `--args '{dry_run: true}'` to print the statements instead of running them.
-  On DuckDB, or with the var off, it does nothing. See docs/snowflake.md.
+  `--args '{dry_run: true}'` prints the statements instead of running them (with the var
+  on or off). On DuckDB, or with the var off, it does nothing. See docs/snowflake.md.
 -#}
 {% macro apply_district_row_access_policy(relation=none, dry_run=false) -%}
     {{ return(adapter.dispatch('apply_district_row_access_policy', 'survey_warehouse')(relation, dry_run)) }}
@@ -25,7 +25,7 @@
 {%- endmacro %}
 
 {% macro snowflake__apply_district_row_access_policy(relation=none, dry_run=false) -%}
-    {%- if not execute or not var('district_row_access_policy', false) -%}
+    {%- if not execute or not (var('district_row_access_policy', false) or dry_run) -%}
         {{ return('') }}
     {%- endif -%}
     {%- set as_hook = relation is none and model is defined and model is not none
