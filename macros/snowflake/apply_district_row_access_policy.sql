@@ -102,7 +102,7 @@
     {%- set relations = [] -%}
     {%- for row in found.rows -%}
         {%- do relations.append(api.Relation.create(database=target.database, schema=marts_schema,
-            identifier=row[0], type='table')) -%}
+            identifier=row[0] | lower, type='table')) -%}
     {%- endfor -%}
     {{ return(relations) }}
 {%- endmacro %}
