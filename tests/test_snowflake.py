@@ -267,6 +267,41 @@ def test_district_row_access_policy_covers_every_mart_with_a_district(emulated_s
         ) in statements, table
 
 
+def test_snapshots_build_on_emulated_snowflake(emulated_snowflake, tmp_path):
+    """The project has no snapshot yet; a scratch one, with the project's macros, proves the
+    snapshot merge (macros/snowflake/snapshot_merge_sql.sql) closes and adds versions."""
+    project = tmp_path / "snapshot_project"
+    (project / "models").mkdir(parents=True)
+    (project / "snapshots").mkdir()
+    (project / "macros").symlink_to(PROJECT_DIR / "macros")
+    (project / "dbt_project.yml").write_text(
+        "name: survey_warehouse\nversion: '1.0.0'\nconfig-version: 2\nprofile: survey_warehouse\n"
+        "model-paths: [models]\nmacro-paths: [macros]\nsnapshot-paths: [snapshots]\n"
+    )
+    (project / "models" / "snapshot_source.sql").write_text(
+        "select 1 as id, '{{ var(\"value\", \"a\") }}' as value union all select 2 as id, 'b' as value\n"
+    )
+    (project / "snapshots" / "scratch_snapshot.sql").write_text(
+        "{% snapshot scratch_snapshot %}\n"
+        "{{ config(target_schema='ci_snapshots', unique_key='id', strategy='check', check_cols=['value']) }}\n"
+        "select * from {{ ref('snapshot_source') }}\n{% endsnapshot %}\n"
+    )
+    env = {**emulated_snowflake.env, "DBT_TARGET_PATH": str(tmp_path / "target"),
+           "DBT_LOG_PATH": str(tmp_path / "logs")}
+    for value in ("a", "c"):
+        proc = subprocess.run(
+            [DBT, "build", "--target", "ci_snowflake", "--profiles-dir", str(PROJECT_DIR),
+             "--project-dir", str(project), "--vars", f"{{value: {value}}}"],
+            cwd=project, env={**os.environ, **env}, capture_output=True, text=True, timeout=600,
+        )
+        assert proc.returncode == 0, proc.stdout[-4000:]
+    with emulated_snowflake.emulator.connect(schema="ci_snapshots") as con:
+        rows = con.cursor().execute(
+            "select id, value, dbt_valid_to is null from ci_snapshots.scratch_snapshot order by 1, 2"
+        ).fetchall()
+    assert rows == [(1, "a", False), (1, "c", True), (2, "b", True)]
+
+
 # --- comparing tables across engines --------------------------------------------------------
 
 
