@@ -67,9 +67,6 @@ class BenchResult:
     ratios: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
 
-    def step(self, name: str) -> Step | None:
-        return next((s for s in self.steps if s.name == name), None)
-
 
 def peak_rss_mb() -> float:
     """Peak resident set size of this process and its finished children, in MB."""
