@@ -33,7 +33,7 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
     if not temp_dir.is_absolute():
         temp_dir = PROJECT_DIR / temp_dir
     config = {
-        "memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "4GB"),
+        "memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "3GB"),
         "temp_directory": str(temp_dir),
     }
     try:
