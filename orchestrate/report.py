@@ -125,6 +125,8 @@ def _dbt(d: dict | None) -> str:
     out = [f"<h2>dbt build</h2><p><code>{escape(d.get('command', ''))}</code>: "
            f"{escape(d['summary'])}"
            + (f" in {d['elapsed']:.1f}s" if d.get("elapsed") else "") + "</p>"]
+    if d.get("scope"):
+        out.append(f"<p class='muted'>Built: {escape(d['scope'])}.</p>")
     problems = [x for x in d["results"] if x["status"] not in ("success", "pass")]
     if problems:
         out.append("<h3>Failed, erred, warned or skipped nodes</h3>")

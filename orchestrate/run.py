@@ -8,6 +8,13 @@ Every run is recorded in orchestrate.run_history in the warehouse.
 Exit status: 0 everything passed (warnings allowed); 1 data-quality checks failed
 (expectations, dbt tests of error severity, reconciliation); 2 an error stopped a step.
 
+Build scope: when the project (models, seeds, macros, tests, dbt_project.yml and the
+environment variables they read) is unchanged since the last passing build, a run builds
+only what new data changes: the models and tests downstream of the raw tables that
+received files since that build (unit tests, which check code, not data, are left out);
+with no new files it builds nothing. Otherwise, or with --full-refresh or --select, dbt
+builds what is asked. Checks always cover every mart.
+
 Only one run at a time per warehouse: a second one exits at once with status 2 and the
 first is unharmed. `python -m orchestrate retry` re-runs what failed last time.
 """
@@ -16,8 +23,10 @@ from __future__ import annotations
 
 import argparse
 import fcntl
+import hashlib
 import json
 import os
+import re
 import shutil
 import sys
 import threading
@@ -35,6 +44,10 @@ from orchestrate.errors import UserError
 from orchestrate.warehouse import PROJECT_DIR, duckdb_path
 
 HISTORY_TABLE = "run_history"
+HISTORY_BUILD_COLUMNS = {"build_scope": "varchar", "build_fingerprint": "varchar",
+                         "built_through": "timestamp"}
+# What decides what dbt builds (with the environment variables these files read).
+PROJECT_INPUTS = ("dbt_project.yml", "models", "seeds", "macros", "tests/dbt", "snapshots")
 STEPS = ("ingest", "dbt build", "checks", "reconciliation", "report")
 
 
@@ -95,6 +108,7 @@ class Run:
     errors: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
     ended_at: datetime | None = None
+    scope: dict = field(default_factory=lambda: {"kind": "all", "why": ""})
 
     @property
     def failed_checks(self) -> list[str]:
@@ -210,11 +224,17 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
 
     # 2. dbt build (the DuckDB file is dbt's while it builds)
     if warehouse is not None and run.steps["ingest"].status not in ("error",):
+        if plan["build"] == "build":
+            run.scope = build_scope(warehouse, run)
+            print(f"build scope: {run.scope['why']}", flush=True)
         warehouse.close()
         warehouse = None
         if plan["build"] is None:
             run.steps["dbt build"].status = "skipped"
             run.steps["dbt build"].summary = f"dbt build passed in run {run.retry_of}"
+        elif run.scope["kind"] == "nothing":
+            run.steps["dbt build"].status = "skipped"
+            run.steps["dbt build"].summary = run.scope["why"]
         else:
             with _step(run, "dbt build") as step:
                 run.dbt = dbt_build(run, report_dir, retry_state=plan.get("state"))
@@ -234,6 +254,9 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                 "see the dbt build step"))
         else:
             relations = checks.Relations(manifest, checks.orchestrate_schema_name())
+            if run.scope["kind"] == "all" and run.scope.get("built_through") is None:
+                # a first build: the ledger's name is known from the manifest it wrote
+                run.scope["built_through"] = ledger_high_water(warehouse, manifest)[1]
             with _step(run, "checks") as step:
                 print("checks: validating expectation suites…", flush=True)
                 run.expectations = checks.run_expectations(warehouse, relations)
@@ -406,6 +429,9 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
             args.append("--full-refresh")
         if options.get("select"):
             args += ["--select", *options["select"]]
+        elif run.scope["kind"] == "changed":
+            args += ["--select", *(f"source:replica.{t}+" for t in run.scope["tables"]),
+                     "--exclude-resource-type", "unit_test"]
     args.append("--quiet")  # our callback prints progress; errors still print
     print(f"dbt {' '.join(args)}", flush=True)
     run_results_path = dbt.target_path() / "run_results.json"
@@ -424,6 +450,7 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
         shutil.copy2(run_results_path, state_dir / "run_results.json")
     summary = summarize_dbt(run_results, _read_json(dbt.target_path() / "manifest.json"))
     summary["command"] = "dbt " + " ".join(args)
+    summary["scope"] = run.scope["why"] if retry_state is None else f"retry of run {run.retry_of}"
     summary["run_results"] = run_results
     summary["state"] = str(report_dir / "dbt") if run_results is not None else None
     if res.exception is not None:
@@ -487,6 +514,76 @@ def release_duckdb() -> None:
             except Exception:
                 pass
             manager._ENV = None
+
+
+# --------------------------------------------------------------------------------------
+# Build scope
+
+
+def project_fingerprint() -> str:
+    """A hash of everything that decides what dbt builds: the project's files and the
+    values of the environment variables they read (STUDENT_KEY_SALT, ...)."""
+    digest = hashlib.sha256()
+    env_names: set[str] = set()
+    for name in PROJECT_INPUTS:
+        root = PROJECT_DIR / name
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            data = path.read_bytes()
+            digest.update(f"{path.relative_to(PROJECT_DIR)}\0".encode() + data + b"\0")
+            env_names.update(re.findall(r"env_var\(\s*['\"](\w+)['\"]", data.decode("utf-8", "replace")))
+    for name in sorted(env_names):
+        digest.update(f"{name}={os.environ.get(name, '')}\0".encode())
+    return digest.hexdigest()
+
+
+def ledger_high_water(warehouse, manifest: dict) -> tuple[str | None, datetime | None]:
+    """The ingest ledger's relation and its latest load time (None, None without one)."""
+    try:
+        ledger = checks.Relations(manifest).source("replica", "ingest_ledger")
+    except checks.MissingRelation:
+        return None, None
+    if not warehouse.exists(ledger):
+        return None, None
+    return ledger, warehouse.rows(f"select max(loaded_at) from {ledger}")[0][0]
+
+
+def build_scope(warehouse, run: Run) -> dict:
+    """What this run's `dbt build` covers: kind all (what was asked: everything, or
+    --select), changed (only downstream of the raw tables with files loaded since the
+    last passing build of this same project) or nothing (no such files)."""
+    options = run.options
+    scope = {"kind": "all", "fingerprint": project_fingerprint(), "built_through": None}
+    if options.get("select"):
+        return {**scope, "kind": "selected", "why": "--select " + " ".join(options["select"])}
+    manifest = _read_json(dbt.target_path() / "manifest.json")
+    if manifest is None:
+        return {**scope, "why": f"everything (no dbt manifest in {dbt.target_path()} yet)"}
+    ledger, scope["built_through"] = ledger_high_water(warehouse, manifest)
+    if ledger is None:
+        return {**scope, "why": "everything (no ingest ledger yet)"}
+    if options.get("full_refresh"):
+        return {**scope, "why": "everything, incremental models from scratch (--full-refresh)"}
+    table = f"{checks.orchestrate_schema_name()}.{HISTORY_TABLE}"
+    baseline = warehouse.rows(
+        f"select run_id, built_through from {table} where target = {_lit(options['target'])} "
+        f"and build_fingerprint = {_lit(scope['fingerprint'])} and built_through is not null "
+        "order by started_at desc limit 1")
+    if not baseline:
+        return {**scope, "why": "everything (the project changed since the last passing build, "
+                                "or none passed yet)"}
+    since_run, built_through = baseline[0]
+    tables = [t for (t,) in warehouse.rows(
+        f"select distinct table_name from {ledger} where loaded_at > {_lit(built_through)} "
+        "order by table_name")]
+    if not tables:
+        return {**scope, "kind": "nothing",
+                "why": f"nothing to build: no new files and the project is unchanged since "
+                       f"run {since_run}, whose build passed; the marts are current "
+                       "(--full-refresh rebuilds everything)"}
+    return {**scope, "kind": "changed", "tables": tables, "since_run": since_run,
+            "why": f"only what changed since run {since_run} (project unchanged): the models "
+                   f"and tests downstream of {', '.join(tables)}"}
 
 
 # --------------------------------------------------------------------------------------
@@ -601,8 +698,10 @@ def _lit(value: Any) -> str:
         return "true" if value else "false"
     if isinstance(value, (int, float)):
         return str(value)
-    if isinstance(value, datetime):
-        return f"cast('{value.astimezone(timezone.utc):%Y-%m-%d %H:%M:%S.%f}' as timestamp)"
+    if isinstance(value, datetime):  # aware: stored in UTC; naive (read back): as it is
+        if value.tzinfo is not None:
+            value = value.astimezone(timezone.utc)
+        return f"cast('{value:%Y-%m-%d %H:%M:%S.%f}' as timestamp)"
     return f"'{_esc(str(value))}'"
 
 
@@ -629,6 +728,9 @@ def _history_start(warehouse, run: Run, report_dir: Path) -> bool:
           report_path varchar
         )"""
     )
+    # Added after the first release: warehouses created before have the table without them.
+    for column, column_type in HISTORY_BUILD_COLUMNS.items():
+        warehouse.execute(f"alter table {table} add column if not exists {column} {column_type}")
     # We hold the run lock: a run still marked running was killed.
     warehouse.execute(f"update {table} set status = 'interrupted' where status = 'running'")
     warehouse.execute(
@@ -651,7 +753,12 @@ def _history_update(warehouse, run: Run, report_dir: Path | None = None) -> None
         "dbt_state": (run.dbt or {}).get("state"),
     }
     if report_dir is not None:  # the end of the run
-        sets.update(status=run.status, exit_code=run.exit_code, ended_at=run.ended_at)
+        sets.update(status=run.status, exit_code=run.exit_code, ended_at=run.ended_at,
+                    build_scope=run.scope["why"])
+        if run.steps["dbt build"].status in ("passed", "warning") and run.scope["kind"] in ("all", "changed"):
+            # the marts are current as of these files: the next run builds from here
+            sets.update(build_fingerprint=run.scope.get("fingerprint"),
+                        built_through=run.scope.get("built_through"))
     assignments = ", ".join(f"{k} = {_lit(v)}" for k, v in sets.items())
     warehouse.execute(f"update {table} set {assignments} where run_id = {_lit(run.run_id)}")
 

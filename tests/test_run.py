@@ -356,6 +356,41 @@ def test_loading_day_by_day_with_a_run_after_each_gives_the_same_marts(reference
     assert daily == single
     assert len(w.query("select * from orchestrate.run_history")) == batches
 
+    # after the first, each run built only what the new files change (same marts as above)
+    scopes = [s for (s,) in w.query("select build_scope from orchestrate.run_history order by started_at")]
+    assert scopes[0].startswith("everything"), scopes
+    assert all(s.startswith("only what changed since run") and "question_responses" in s
+               for s in scopes[1:]), scopes
+    changed = w.latest_report()["dbt"]
+    assert "--exclude-resource-type unit_test" in changed["command"]
+    assert "source:replica.question_responses+" in changed["command"]
+    built = {r["name"] for r in changed["results"]}
+    assert "fct_question_responses" in built and "topic_results" in built
+    if "districts" not in scopes[-1]:
+        assert "dim_districts" not in built  # nothing new upstream of it
+
+    # no new files, same project: nothing to build, the checks still run
+    proc = w.run("run", "--extracts", str(delivered))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    steps = {s["name"]: s for s in w.latest_report()["steps"]}
+    assert steps["dbt build"]["status"] == "skipped"
+    assert steps["dbt build"]["summary"].startswith("nothing to build: no new files")
+    assert steps["checks"]["status"] in ("passed", "warning")
+    assert marts(w.db, exclude=load_times) == single
+
+
+def test_the_project_fingerprint_follows_files_and_the_environment_they_read(monkeypatch):
+    from orchestrate.run import project_fingerprint
+
+    monkeypatch.setenv("STUDENT_KEY_SALT", "one")
+    first = project_fingerprint()
+    assert project_fingerprint() == first
+    monkeypatch.setenv("STUDENT_KEY_SALT", "two")  # read by a macro: the keys change
+    assert project_fingerprint() != first
+    monkeypatch.setenv("STUDENT_KEY_SALT", "one")
+    monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "x")
+    assert project_fingerprint() == first
+
 
 def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path):
     w = copy_of(reference, tmp_path / "retry")
