@@ -18,15 +18,20 @@
     - its question's mapping fingerprint differs from the one it was built with (a
       crosswalk or item bank edit, a question or option change, a question deleted or
       arriving after its answers).
-  "Since the last run" is by the ingest ledger's load time, not by _seq: a file that
-  arrives late carries older _seq values than rows already built.
+  Only the rebuilt keys are read from the change log and scored (current_answers and
+  scored_answers, the macros behind the staging and scored views), so a run costs what
+  changed, not the whole log. "Since the last run" is by the ingest ledger's load time,
+  not by _seq: a file that arrives late carries older _seq values than rows already built.
   A changed key that no longer has a current answer comes out as a tombstone
   (is_deleted): delete+insert removes the old row, and the post-hook removes the
   tombstone.
 -#}
+-- The incremental branch scores with scored_answers, which reads these:
+-- depends_on: {{ ref('stg_replica__survey_responses') }}, {{ ref('int_questions_mapped') }}
+-- depends_on: {{ ref('int_question_options_parsed') }}, {{ ref('non_substantive_options') }}
 with
 
-scored as (
+scored as ( -- noqa: ST03
     select * from {{ ref('int_question_responses_scored') }}
 ),
 
@@ -134,11 +139,11 @@ keys_to_rebuild as (
     union
 
     select
-        scored.response_id,
-        scored.question_id
-    from scored
-    where scored.response_id in (select changed_responses.response_id from changed_responses)
-        or scored.question_id in (select changed_questions.question_id from changed_questions)
+        answer_changes.response_id,
+        answer_changes.question_id
+    from answer_changes
+    where answer_changes.response_id in (select changed_responses.response_id from changed_responses)
+        or answer_changes.question_id in (select changed_questions.question_id from changed_questions)
 
     union
 
@@ -150,7 +155,28 @@ keys_to_rebuild as (
         or built_rows.question_id in (select changed_questions.question_id from changed_questions)
 ),
 
+-- Only the rebuilt keys are read and scored (the scored view would score every answer).
+changes_to_rebuild as (
+    select answers.*
+    from {{ source('replica', 'question_responses') }} as answers
+    inner join keys_to_rebuild
+        on answers.response_id = keys_to_rebuild.response_id
+        and answers.question_id = keys_to_rebuild.question_id
+),
+
+current_to_rebuild as (
+    {{ current_answers('changes_to_rebuild') }}
+),
+
+scored_to_rebuild as (
+    {{ scored_answers('current_to_rebuild') }}
+),
+
 {% else %}
+
+scored_to_rebuild as (
+    select * from scored
+),
 
 keys_to_rebuild as (
     select
@@ -183,7 +209,7 @@ final as (
         scored.response_id is null as is_deleted
     from keys_to_rebuild
     cross join ingest_high_water
-    left join scored
+    left join scored_to_rebuild as scored
         on keys_to_rebuild.response_id = scored.response_id
         and keys_to_rebuild.question_id = scored.question_id
 )

@@ -1,17 +1,2 @@
-with
-
-latest as (
-    {{ current_state(source('replica', 'question_responses'), ['response_id', 'question_id']) }}
-),
-
-renamed as (
-    select
-        response_id,
-        question_id,
-        nullif(trim(value), '') as answer_value,
-        _seq as change_seq,
-        _ts as changed_at
-    from latest
-)
-
-select * from renamed
+{#- The current_answers macro holds the SQL: fct_question_responses reuses it for the answers it rebuilds. -#}
+{{ current_answers(source('replica', 'question_responses')) }}
