@@ -222,7 +222,8 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path) -> BenchResult:
         Step("checks", _step_seconds(full, "checks") + _step_seconds(full, "reconciliation")),
         Step("run (whole)", full["bench_seconds"], ingested_lines),
         Step("incremental day run", day["bench_seconds"], day_lines, note=day_file.name),
-        Step("  of which dbt build", _step_seconds(day, "dbt build")),
+        Step("  of which dbt build", _step_seconds(day, "dbt build"),
+             note=(day.get("dbt") or {}).get("scope", "")),
     ]
     result.ratios = {
         "ingest / floor": ingest_seconds / floor_seconds,
