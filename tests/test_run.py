@@ -272,6 +272,25 @@ def test_broken_expectation_fails_the_run_and_the_report_names_it(reference, tmp
     assert "[dbt " not in proc.stdout
 
 
+def test_reconciliation_counts_answers_missing_from_and_extra_in_the_fact_table(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "unreconciled")
+    w.execute(
+        "delete from marts.fct_question_responses where rowid = (select min(rowid) from marts.fct_question_responses)",
+        "insert into marts.fct_question_responses (response_id, question_id, is_substantive, is_deleted) "
+        "values ('r_nowhere', 'q_nowhere', false, false)",
+    )
+    proc = w.run("run", "--select", "stg_replica__districts")  # leaves the fact table as it is
+    assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
+    rec = w.latest_report()["reconciliation"]
+    failed = {c["check"]: c["detail"] for c in rec["checks"] if c["status"] == "failed"}
+    assert set(failed) == {"every current answer (staging) is in fct_question_responses",
+                           "fct_question_responses holds no answer that is not current"}
+    assert all(detail.startswith("1 ") for detail in failed.values()), failed
+    qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
+    assert qr["current_rows"] == qr["mart_rows"]  # one missing, one extra
+    assert qr["current_rows"] == w.query("select count(*) from staging.stg_replica__question_responses")[0][0]
+
+
 def test_kill_9_during_dbt_build_then_run_again_gives_the_same_marts(reference, tmp_path):
     w = copy_of(reference, tmp_path / "killed", raw_only=True)
     proc, lines = start_run(w)
