@@ -254,9 +254,6 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                 "see the dbt build step"))
         else:
             relations = checks.Relations(manifest, checks.orchestrate_schema_name())
-            if run.scope["kind"] == "all" and run.scope.get("built_through") is None:
-                # a first build: the ledger's name is known from the manifest it wrote
-                run.scope["built_through"] = ledger_high_water(warehouse, manifest)[1]
             with _step(run, "checks") as step:
                 print("checks: validating expectation suites…", flush=True)
                 run.expectations = checks.run_expectations(warehouse, relations)
@@ -537,11 +534,18 @@ def project_fingerprint() -> str:
     return digest.hexdigest()
 
 
-def ledger_high_water(warehouse, manifest: dict) -> tuple[str | None, datetime | None]:
-    """The ingest ledger's relation and its latest load time (None, None without one)."""
-    try:
-        ledger = checks.Relations(manifest).source("replica", "ingest_ledger")
-    except checks.MissingRelation:
+def ledger_high_water(warehouse, manifest: dict | None,
+                      target_type: str) -> tuple[str | None, datetime | None]:
+    """The ingest ledger's relation and its latest load time (None, None without one).
+    Read before the build: a file loaded later (a separate `ingest`) is not built yet."""
+    if manifest is not None:
+        try:
+            ledger = checks.Relations(manifest).source("replica", "ingest_ledger")
+        except checks.MissingRelation:
+            return None, None
+    elif target_type == "duckdb":  # before dbt's first parse: the ingester's own name for it
+        from orchestrate.ingest import LEDGER as ledger
+    else:
         return None, None
     if not warehouse.exists(ledger):
         return None, None
@@ -557,11 +561,11 @@ def build_scope(warehouse, run: Run) -> dict:
     if options.get("select"):
         return {**scope, "kind": "selected", "why": "--select " + " ".join(options["select"])}
     manifest = _read_json(dbt.target_path() / "manifest.json")
-    if manifest is None:
-        return {**scope, "why": f"everything (no dbt manifest in {dbt.target_path()} yet)"}
-    ledger, scope["built_through"] = ledger_high_water(warehouse, manifest)
+    ledger, scope["built_through"] = ledger_high_water(warehouse, manifest, run.target_type)
     if ledger is None:
         return {**scope, "why": "everything (no ingest ledger yet)"}
+    if manifest is None:
+        return {**scope, "why": f"everything (no dbt manifest in {dbt.target_path()} yet)"}
     if options.get("full_refresh"):
         return {**scope, "why": "everything, incremental models from scratch (--full-refresh)"}
     table = f"{checks.orchestrate_schema_name()}.{HISTORY_TABLE}"
