@@ -2,7 +2,7 @@
 
 One place that says which tables exist, their primary keys and their column types.
 The generator writes to it, the ingester validates against it and creates the raw
-tables from it. See ../shared/contracts/replica-extracts-v1.md.
+tables from it. See docs/contracts/replica-extracts-v1.md.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """Generate contract-valid replica extracts: `python -m orchestrate generate`.
 
 Writes gzip NDJSON files `<out>/<table>/<table>__<start>__<end>__<part>.ndjson.gz` that
-follow ../shared/contracts/replica-extracts-v1.md, plus `<out>/_truth/` (the true
+follow docs/contracts/replica-extracts-v1.md, plus `<out>/_truth/` (the true
 standardized demographics per student and the true canonical item per question) for
 tests. The fixed design (districts, coding schemes, item bank, wordings) is in
 orchestrate/sample_design.py; scale sets how many schools, students and answers there

@@ -159,7 +159,7 @@ def discover(extracts: Path) -> list[tuple[contract.ExtractFile, Path]]:
         raise IngestRefused(
             "These files do not follow the extract contract; nothing was loaded:\n  "
             + "\n  ".join(bad)
-            + "\nRename or remove them (see shared/contracts/replica-extracts-v1.md), then rerun."
+            + "\nRename or remove them (see docs/contracts/replica-extracts-v1.md), then rerun."
         )
     order = list(TABLES)
     found.sort(key=lambda f: (f[0].interval_start, order.index(f[0].table), f[0].part))
