@@ -1,8 +1,0 @@
-select
-    district_id,
-    raw_code,
-    count(*) as students
-from {{ ref('int_student_demographic_codes_mapped') }}
-where field = 'hispanic_latino'
-    and standard_value is null
-group by district_id, raw_code
