@@ -237,6 +237,20 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     assert reference.query("select count(*) > 0 from orchestrate.topic_results_previous") == [(True,)]
 
 
+def test_source_freshness_passes_right_after_a_run(reference):
+    """Freshness is by the ingest ledger's load time, so a warehouse just loaded from the
+    sample (whose changes happened in 2023-25) is fresh, and `dbt source freshness` says so."""
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "source", "freshness",
+         "--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)],
+        cwd=PROJECT_DIR, env={**os.environ, **reference.env}, capture_output=True, text=True,
+    )
+    assert proc.returncode == 0, proc.stdout[-4000:]
+    sources = json.loads((Path(reference.env["DBT_TARGET_PATH"]) / "sources.json").read_text())
+    assert len(sources["results"]) == 8
+    assert {r["status"] for r in sources["results"]} == {"pass"}
+
+
 def test_broken_expectation_fails_the_run_and_the_report_names_it(reference, tmp_path):
     w = copy_of(reference, tmp_path / "tampered")
     w.execute(
