@@ -1,11 +1,14 @@
 {#-
-  Snapshots on Snowflake: dbt's snapshot merge written as an UPDATE of the rows that
-  closed (updated or deleted at the source) and an INSERT of the new versions, in one
-  transaction: the same rows as dbt's MERGE. The emulator CI builds on (fakesnow) fails on
-  that MERGE ("ambiguous reference to column DBT_SCD_ID"); plain UPDATE ... FROM and
-  INSERT ... SELECT run on both.
+  Snapshots on the Snowflake emulator (on_snowflake_emulator): dbt's snapshot merge
+  written as an UPDATE of the rows that closed (updated or deleted at the source) and an
+  INSERT of the new versions, in one transaction: the same rows as dbt's MERGE, which the
+  emulator (fakesnow) fails on ("ambiguous reference to column DBT_SCD_ID"). Every other
+  target runs dbt-snowflake's own MERGE.
 -#}
 {% macro snowflake__snapshot_merge_sql(target, source, insert_cols) -%}
+    {%- if not on_snowflake_emulator() -%}
+        {{ return(dbt.snowflake__snapshot_merge_sql(target, source, insert_cols)) }}
+    {%- endif -%}
     {%- set columns = config.get("snapshot_table_column_names") or get_snapshot_table_column_names() -%}
     {%- set insert_cols_csv = insert_cols | join(', ') -%}
     {%- set current_dest = "dbt_internal_dest." ~ columns.dbt_valid_to -%}
