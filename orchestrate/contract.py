@@ -192,3 +192,49 @@ def file_name(table: str, start: datetime, end: datetime, part: int) -> str:
         f"{table}__{start.strftime(INTERVAL_FORMAT)}__{end.strftime(INTERVAL_FORMAT)}"
         f"__{part:04d}.ndjson.gz"
     )
+
+
+# --------------------------------------------------------------------------------------
+# The Snowflake loader's copy: macros/snowflake/replica_contract.sql is generated from the
+# tables above (`python -m orchestrate.contract` rewrites it; a test fails when it differs).
+
+SNOWFLAKE_TYPES = {
+    STRING: "varchar",
+    INTEGER: "bigint",
+    NUMBER: "double",
+    FLAG: "varchar",
+    SCALAR: "varchar",
+    OPTIONS: "variant",
+}
+SNOWFLAKE_MACRO = "macros/snowflake/replica_contract.sql"
+
+
+def snowflake_contract_macro() -> str:
+    """The dbt macro replica_contract(): each table's primary key and its contract columns
+    in contract order, as Snowflake types."""
+    lines = [
+        "{#-",
+        "  GENERATED from orchestrate/contract.py by `python -m orchestrate.contract`: edit",
+        "  the contract there, not here. The replica-extracts contract as Snowflake column",
+        "  types, for the Snowflake loader (load_raw_from_stage, create_raw_tables): each",
+        "  table's primary key and its contract columns in contract order.",
+        "-#}",
+        "{% macro replica_contract() -%}",
+        "    {{ return({",
+    ]
+    for table in TABLES.values():
+        keys = ", ".join(f"'{c}'" for c in table.primary_key)
+        lines += [f"        '{table.name}': {{", f"            'primary_key': [{keys}],",
+                  "            'columns': ["]
+        lines += [f"                ['{c}', '{SNOWFLAKE_TYPES[k]}']," for c, k in table.columns.items()]
+        lines += ["            ],", "        },"]
+    lines += ["    }) }}", "{%- endmacro %}", ""]
+    return "\n".join(lines)
+
+
+if __name__ == "__main__":
+    from pathlib import Path
+
+    target = Path(__file__).resolve().parent.parent / SNOWFLAKE_MACRO
+    target.write_text(snowflake_contract_macro(), encoding="utf-8")
+    print(f"wrote {target}")
