@@ -1,7 +1,7 @@
 {#-
   Answers in current state, staged (trimmed, empty as null): `answer_changes` is a
   relation or CTE with raw.question_responses's columns. stg_replica__question_responses
-  applies it to the whole change log; fct_question_responses's incremental branch to the
+  applies it to the whole change log; int_question_responses_scored's incremental branch to the
   changes of just the answers it rebuilds.
 -#}
 {% macro current_answers(answer_changes) -%}

@@ -9,20 +9,40 @@ with
 responses as (
     select
         response_id,
-        student_key
-    from {{ ref('fct_survey_responses') }}
+        student_id
+    from {{ ref('int_survey_responses_enriched') }}
+),
+
+demographics as (
+    select
+        student_id,
+        grade_level,
+        gender,
+        english_learner,
+        iep,
+        econ_disadvantaged
+    from {{ ref('int_students_demographics_normalized') }}
+),
+
+race_ethnicity as (
+    select
+        student_id,
+        race_ethnicity_federal
+    from {{ ref('int_students_race_ethnicity_rolled_up') }}
 ),
 
 students as (
     select
-        student_key,
-        grade_level,
-        gender,
-        race_ethnicity_federal,
-        english_learner,
-        iep,
-        econ_disadvantaged
-    from {{ ref('dim_students') }}
+        demographics.student_id,
+        demographics.grade_level,
+        demographics.gender,
+        race_ethnicity.race_ethnicity_federal,
+        demographics.english_learner,
+        demographics.iep,
+        demographics.econ_disadvantaged
+    from demographics
+    left join race_ethnicity
+        on demographics.student_id = race_ethnicity.student_id
 ),
 
 identified as (
@@ -48,8 +68,8 @@ identified as (
         end as econ_disadvantaged
     from responses
     left join students
-        on responses.student_key = students.student_key
-    where responses.student_key is not null
+        on responses.student_id = students.student_id
+    where responses.student_id is not null
 ),
 
 final as (

@@ -12,7 +12,7 @@ answers as (
         topic_id,
         scored_value,
         is_favorable
-    from {{ ref('fct_question_responses') }}
+    from {{ ref('int_question_responses_scored') }}
     where is_substantive
 ),
 
@@ -24,7 +24,7 @@ responses as (
         district_id,
         respondent_type,
         school_year
-    from {{ ref('fct_survey_responses') }}
+    from {{ ref('int_survey_responses_enriched') }}
     where school_year is not null
 ),
 
