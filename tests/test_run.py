@@ -61,7 +61,7 @@ class Warehouse:
 
 
 def marts(db: Path, exclude: dict[str, list[str]] | None = None) -> dict[str, tuple]:
-    """Row count and order-independent content hash of every table in schema marts, like
+    """Row count and order-independent content hash of every table and view in schema marts, like
     conftest.table_fingerprints, with floating-point columns quantized to 1e-6: DuckDB sums
     doubles in parallel, so two builds of the same data differ by ~1e-15 in means, alphas
     and correlations. The grid is offset (+0.2718…) so that exact decimal ties such as
@@ -71,8 +71,7 @@ def marts(db: Path, exclude: dict[str, list[str]] | None = None) -> dict[str, tu
     try:
         columns = con.execute(
             "select table_name, column_name, data_type from information_schema.columns "
-            "where table_schema = 'marts' and table_name in (select table_name from "
-            "information_schema.tables where table_schema = 'marts' and table_type = 'BASE TABLE') "
+            "where table_schema = 'marts' "
             "order by table_name, ordinal_position"
         ).fetchall()
         by_table: dict[str, list[str]] = {}
@@ -289,8 +288,10 @@ def test_broken_expectation_fails_the_run_and_the_report_names_it(reference, tmp
 def test_reconciliation_counts_answers_missing_from_and_extra_in_the_fact_table(reference, tmp_path):
     w = copy_of(reference, tmp_path / "unreconciled")
     w.execute(
-        "delete from marts.fct_question_responses where rowid = (select min(rowid) from marts.fct_question_responses)",
-        "insert into marts.fct_question_responses (response_id, question_id, is_substantive, is_deleted) "
+        # fct_question_responses is a view of the scoring model's table
+        "delete from intermediate.int_question_responses_scored "
+        "where rowid = (select min(rowid) from intermediate.int_question_responses_scored)",
+        "insert into intermediate.int_question_responses_scored (response_id, question_id, is_substantive, is_deleted) "
         "values ('r_nowhere', 'q_nowhere', false, false)",
     )
     proc = w.run("run", "--select", "stg_replica__districts")  # leaves the fact table as it is
