@@ -194,11 +194,10 @@ EXPLORES: dict[str, list[dict]] = {
 
 
 def _filter(name: str, title: str, explore: str, field: str, default: str | None = None) -> dict:
-    spec = {"name": name, "title": title, "type": "field_filter", "default_value": default or "",
+    return {"name": name, "title": title, "type": "field_filter", "default_value": default or "",
             "allow_multiple_values": False, "required": False,
             "ui_config": {"type": "dropdown_menu", "display": "inline"},
             "model": CLIENT_MODEL, "explore": explore, "field": field}
-    return spec
 
 
 def _tile(name: str, title: str, explore: str, vis: str, fields: list[str], position: tuple[int, int, int, int],
@@ -398,16 +397,17 @@ def build_view(manifest: dict, catalog: dict, node: dict) -> dict:
         raise UserError(f"{where}: meta.looker of {name} has unknown keys {sorted(unknown)}; "
                         "use label, measures and columns (see orchestrate/lookml.py).")
     overrides = looker.get("columns", {})
-    for column in overrides:
+    for column, override in overrides.items():
         if column not in column_names:
             raise UserError(f"{where}: meta.looker.columns names {column}, which {name} does not have.")
-    measures = [build_measure(where, name, spec, column_names) for spec in looker.get("measures", [])]
-    measure_names = {m["name"] for group in measures for m in group}
+        if set(override) - {"hidden", "label", "value_format_name"}:
+            raise UserError(f"{where}: meta.looker.columns.{column} may set hidden, label and value_format_name only.")
+    measures = [m for spec in looker.get("measures", []) for m in build_measure(where, name, spec, column_names)]
     keys = grain(manifest, node)
     if not keys:
         raise UserError(f"{where}: {name} has no grain (a unique test on a column, or unique_combination); "
                         "add one so Looker gets a primary key.")
-    dimensions, groups = [], []
+    dimensions = []
     if len(keys) > 1:
         dimensions.append({
             "name": "pk", "type": "string", "primary_key": "yes", "hidden": "yes",
@@ -415,43 +415,46 @@ def build_view(manifest: dict, catalog: dict, node: dict) -> dict:
             "sql": " || '|' || ".join(f"cast(${{TABLE}}.{k} as varchar)" for k in keys),
         })
     for column, catalog_type in columns:
-        if column in measure_names:
+        if column in {m["name"] for m in measures}:
             continue  # the measure of that name re-aggregates the column
-        docs = node["columns"].get(column, {})
-        if not docs.get("description"):
+        description = node["columns"].get(column, {}).get("description")
+        if not description:
             print(f"warning: {where}: column {name}.{column} has no description", file=sys.stderr)
-        kind = dimension_type(catalog_type)
-        field = {"name": column, "label": label(column), "description": one_line(docs.get("description"))}
-        if kind in ("date", "timestamp"):
-            stem = re.sub(r"_(at|on|date|time)$", "", column)
-            field["name"] = stem if stem not in column_names and stem != column else column
-            field["label"] = label(field["name"])
-            field |= {"type": "time", "datatype": kind, "convert_tz": "no",
-                      "timeframes": ["raw", "date", "week", "month", "year"] if kind == "date"
-                      else ["raw", "time", "date", "week", "month", "year"]}
-        else:
-            field["type"] = kind
-        if keys == [column]:
-            field["primary_key"] = "yes"
-        override = overrides.get(column, {})
-        if set(override) - {"hidden", "label", "value_format_name"}:
-            raise UserError(f"{where}: meta.looker.columns.{column} may set hidden, label and value_format_name only.")
-        if "label" in override:
-            field["label"] = override["label"]
-        if override.get("hidden"):
-            field["hidden"] = "yes"
-        if "value_format_name" in override:
-            field["value_format_name"] = override["value_format_name"]
-        field["sql"] = f"${{TABLE}}.{column}"
-        (groups if field.get("type") == "time" else dimensions).append(field)
+        dimensions.append(build_dimension(column, dimension_type(catalog_type), description, column_names,
+                                          keys == [column], overrides.get(column, {})))
     view = {"name": name, "sql_table_name": f"@{{schema}}.{name}", "label": looker.get("label") or default_label(name)}
-    if dimensions:
-        view["dimensions"] = dimensions
-    if groups:
+    if plain := [d for d in dimensions if d["type"] != "time"]:
+        view["dimensions"] = plain
+    if groups := [d for d in dimensions if d["type"] == "time"]:
         view["dimension_groups"] = groups
     if measures:
-        view["measures"] = [m for group in measures for m in group]
+        view["measures"] = measures
     return view
+
+
+def build_dimension(column: str, kind: str, description: str | None, column_names: set[str], primary_key: bool,
+                    override: dict) -> dict:
+    """A column as a dimension, or as a dimension_group (type time) for dates and times:
+    `opens_on` becomes the group `opens` (fields opens_date, opens_month, ...)."""
+    field = {"name": column}
+    if kind in ("date", "timestamp"):
+        stem = re.sub(r"_(at|on|date|time)$", "", column)
+        field["name"] = stem if stem not in column_names else column
+    field |= {"label": override.get("label") or label(field["name"]), "description": one_line(description)}
+    if kind in ("date", "timestamp"):
+        field |= {"type": "time", "datatype": kind, "convert_tz": "no",
+                  "timeframes": ["raw", "date", "week", "month", "year"] if kind == "date"
+                  else ["raw", "time", "date", "week", "month", "year"]}
+    else:
+        field["type"] = kind
+    if primary_key:
+        field["primary_key"] = "yes"
+    if override.get("hidden"):
+        field["hidden"] = "yes"
+    if "value_format_name" in override:
+        field["value_format_name"] = override["value_format_name"]
+    field["sql"] = f"${{TABLE}}.{column}"
+    return field
 
 
 def default_label(mart: str) -> str:
