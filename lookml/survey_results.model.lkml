@@ -22,8 +22,6 @@ explore: topic_results {
     ]
   }
 
-  fields: [ALL_FIELDS*, -topic_results.is_suppressed, -benchmarks.is_published]
-
   join: dim_topics {
     view_label: "Topic"
     type: left_outer
@@ -71,8 +69,6 @@ explore: item_results {
       item_results.subgroup_category: "all",
     ]
   }
-
-  fields: [ALL_FIELDS*, -item_results.is_suppressed, -benchmarks.is_published]
 
   join: dim_canonical_items {
     view_label: "Item"
@@ -127,8 +123,6 @@ explore: topic_trends {
       topic_trends.reporting_level: "school",
     ]
   }
-
-  fields: [ALL_FIELDS*, -topic_trends.is_suppressed]
 
   join: dim_topics {
     view_label: "Topic"

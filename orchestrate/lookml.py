@@ -48,7 +48,7 @@ import lkml
 import yaml
 
 from orchestrate.errors import UserError
-from orchestrate.lookml_sql import Project
+from orchestrate.lookml_sql import LookmlError, Project
 from orchestrate.warehouse import PROJECT_DIR
 
 DEFAULT_OUT = Path("lookml")
@@ -525,18 +525,12 @@ def build_explore(model: str, spec: dict, views: dict[str, dict]) -> dict:
     explore["description"] = one_line(views[base].get("_description"))
     if model == RESEARCH_MODEL:
         explore["required_access_grants"] = [RESEARCH_GRANT["name"]]
-    excluded = []
     if model == CLIENT_MODEL:
         if any(d["name"] == "is_suppressed" for d in views[base].get("dimensions", [])):
             explore["sql_always_where"] = f"not ${{{base}.is_suppressed}}"
-            excluded.append(f"{base}.is_suppressed")
-        if any(j["name"] == "benchmarks" for j in spec["joins"]):
-            excluded.append("benchmarks.is_published")
         explore["access_filters"] = [{"field": spec["access_field"], "user_attribute": DISTRICT_ATTRIBUTE}]
     if spec.get("always_filter"):
         explore["always_filter"] = {"filters__all": [[{k: v} for k, v in spec["always_filter"].items()]]}
-    if excluded:
-        explore["fields"] = ["ALL_FIELDS*", *(f"-{f}" for f in excluded)]
     explore["joins"] = [dict(j) for j in spec["joins"]]
     return explore
 
@@ -717,7 +711,11 @@ def main(args: argparse.Namespace) -> int:
     folder = args.artifacts or docs_generate(args.target)
     manifest, catalog = load_artifacts(folder)
     files = build_project(manifest, catalog, args.connection, args.schema)
-    exposures = build_exposures(files, args.url.rstrip("/"))
+    try:
+        exposures = build_exposures(files, args.url.rstrip("/"))
+    except LookmlError as exc:
+        raise UserError(f"the LookML generated does not hold together: {exc}. Fix EXPLORES or DASHBOARDS in "
+                        "orchestrate/lookml.py (or the mart they name), then run this command again.") from exc
     out = args.out if args.out.is_absolute() else PROJECT_DIR / args.out
     exposures_path = args.exposures if args.exposures.is_absolute() else PROJECT_DIR / args.exposures
     changes = write(files, out)

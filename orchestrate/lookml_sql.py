@@ -90,6 +90,8 @@ class Explore:
     joins: dict[str, dict] = field(default_factory=dict)  # join name -> join, in order
 
     def __post_init__(self) -> None:
+        if "fields" in self.spec:
+            raise LookmlError(f"explore {self.name}: fields: is not rendered")
         for join in self.spec.get("joins", []):
             if join.get("from", join["name"]) != join["name"]:
                 raise LookmlError(f"explore {self.name}: join {join['name']} uses from:, which is not rendered")
@@ -108,20 +110,15 @@ class Explore:
             raise LookmlError(f"explore {self.model}.{self.name} has no view {name}")
         return self.project.view(name)
 
-    def field(self, ref: str, user_facing: bool = True) -> Field:
-        """The field `view.field` of this explore; user-facing ones must not be excluded."""
+    def field(self, ref: str) -> Field:
+        """The field `view.field` of this explore."""
         if "." not in ref:
             raise LookmlError(f"{ref}: a field is named view.field")
         view_name, name = ref.split(".", 1)
         view = self.view(view_name)
         if name not in view.fields:
             raise LookmlError(f"explore {self.model}.{self.name}: view {view_name} has no field {name}")
-        if user_facing and ref in self.excluded_fields():
-            raise LookmlError(f"explore {self.model}.{self.name} excludes field {ref} (fields:)")
         return view.fields[name]
-
-    def excluded_fields(self) -> set[str]:
-        return {f[1:] for f in self.spec.get("fields", []) if f.startswith("-")}
 
     def always_filters(self) -> dict[str, str]:
         out: dict[str, str] = {}
@@ -166,10 +163,10 @@ class Explore:
             if second is None:
                 if first == "TABLE":
                     return view_name
-                return self.expression(self.field(f"{view_name}.{first}", user_facing=False), seen=seen)
+                return self.expression(self.field(f"{view_name}.{first}"), seen=seen)
             if second == "SQL_TABLE_NAME":
                 return self.view(first).table
-            return self.expression(self.field(f"{first}.{second}", user_facing=False), seen=seen)
+            return self.expression(self.field(f"{first}.{second}"), seen=seen)
 
         return REFERENCE.sub(replace, sql)
 
@@ -180,11 +177,11 @@ class Explore:
             first, second = m.group(1), m.group(2)
             if second is None:
                 if first != "TABLE" and view_name:
-                    out |= self.field_views(self.field(f"{view_name}.{first}", user_facing=False))
+                    out |= self.field_views(self.field(f"{view_name}.{first}"))
                 elif view_name:
                     out.add(view_name)
             elif second != "SQL_TABLE_NAME":
-                out |= self.field_views(self.field(f"{first}.{second}", user_facing=False))
+                out |= self.field_views(self.field(f"{first}.{second}"))
             else:
                 out.add(first)
         return out
@@ -192,13 +189,13 @@ class Explore:
     def field_views(self, f: Field) -> set[str]:
         return {f.view} | self.views_referenced(f.sql or "", f.view)
 
-    def needed_views(self, refs: list[str], user_facing: bool = True) -> list[str]:
+    def needed_views(self, refs: list[str]) -> list[str]:
         """The base view and every join the query needs, in the explore's order."""
         needed = {self.base}
         for ref in refs:
-            needed |= self.field_views(self.field(ref, user_facing))
+            needed |= self.field_views(self.field(ref))
         for ref in [*self.always_filters(), *(a["field"] for a in self.access_filters())]:
-            needed |= self.field_views(self.field(ref, user_facing=False))
+            needed |= self.field_views(self.field(ref))
         needed |= self.views_referenced(self.spec.get("sql_always_where", ""))
         while True:
             more = set(needed)
@@ -258,7 +255,7 @@ class Explore:
             where.append(f"({self.substitute(always, self.base)})")
         for access in self.access_filters():
             value = user_attributes[access["user_attribute"]]
-            where.append(f"{self.expression(self.field(access['field'], False))} = {literal(value)}")
+            where.append(f"{self.expression(self.field(access['field']))} = {literal(value)}")
         for ref, expression in filters.items():
             f = self.field(ref)
             (having if f.kind == "measure" else where).append(filter_sql(self.expression(f), f, expression))

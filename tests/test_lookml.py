@@ -164,9 +164,8 @@ def test_explores_join_existing_views_and_fields(project):
             assert join["relationship"] == "many_to_one", (explore.name, name)
             explore.views_referenced(join["sql_on"])  # raises on a view or field that does not exist
             assert set(join.get("required_joins", [])) <= set(explore.joins)
-        for ref in [*explore.always_filters(), *(a["field"] for a in explore.access_filters()),
-                    *explore.excluded_fields()]:
-            explore.field(ref, user_facing=False)
+        for ref in [*explore.always_filters(), *(a["field"] for a in explore.access_filters())]:
+            explore.field(ref)
         explore.views_referenced(explore.spec.get("sql_always_where", ""))
         if explore.model == "survey_results":
             assert [a["user_attribute"] for a in explore.access_filters()] == ["district_id"], explore.name
@@ -186,8 +185,8 @@ def test_lookml_errors_name_what_is_missing(project):
         explore.field("topic_results.nope")
     with pytest.raises(LookmlError, match="has no view dim_students"):
         explore.field("dim_students.gender")
-    with pytest.raises(LookmlError, match="excludes field topic_results.is_suppressed"):
-        explore.sql(["topic_results.is_suppressed"], user_attributes={"district_id": "d01"})
+    with pytest.raises(LookmlError, match="a yesno filter is Yes or No"):
+        explore.sql(["topic_results.respondents"], {"topic_results.is_suppressed": "true"}, {"district_id": "d01"})
 
 
 def test_dashboards_name_only_existing_explores_and_fields(project):
@@ -232,7 +231,7 @@ def user_for(explore: Explore, district: str) -> dict[str, str]:
 def a_few_dimensions_and_every_measure(explore: Explore) -> list[str]:
     """Up to four dimensions of the explore's first views, then every measure it has."""
     dimensions = [f.ref for v in explore.views[:3] for f in list(explore.project.view(v).fields.values())[:6]
-                  if f.kind == "dimension" and not f.hidden and f.ref not in explore.excluded_fields()][:4]
+                  if f.kind == "dimension" and not f.hidden][:4]
     return [*dimensions, *every_measure(explore)]
 
 
