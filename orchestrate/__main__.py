@@ -16,6 +16,7 @@ COMMANDS = {
     "run": ("orchestrate.run", "ingest, build, check and report: the whole warehouse job"),
     "retry": ("orchestrate.retry", "re-run what failed in the last run, then check and report again"),
     "bench": ("orchestrate.bench", "measure generate, ingest, build and run against the bare scan"),
+    "lookml": ("orchestrate.lookml", "write the Looker project (lookml/) and dbt exposures from the marts"),
 }
 
 

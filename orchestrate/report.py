@@ -127,7 +127,7 @@ def _dbt(d: dict | None) -> str:
            + (f" in {d['elapsed']:.1f}s" if d.get("elapsed") else "") + "</p>"]
     if d.get("scope"):
         out.append(f"<p class='muted'>Built: {escape(d['scope'])}.</p>")
-    problems = [x for x in d["results"] if x["status"] not in ("success", "pass")]
+    problems = [x for x in d["results"] if x["status"] not in ("success", "pass", "no-op")]  # no-op: exposures
     if problems:
         out.append("<h3>Failed, erred, warned or skipped nodes</h3>")
         rows = [

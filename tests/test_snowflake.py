@@ -92,7 +92,9 @@ def test_full_build_passes_on_emulated_snowflake(emulated_snowflake):
     print(summary[-1] if summary else "no summary")
     assert build.build.returncode == 0, build.explain()
     statuses = {r["unique_id"]: r["status"] for r in build.run_results["results"]}
-    bad = {uid: s for uid, s in statuses.items() if s not in ("success", "pass", "warn")}
+    # Exposures (models/marts/exposures.yml) are in a build's results as no-op.
+    bad = {uid: s for uid, s in statuses.items()
+           if s not in ("success", "pass", "warn") and not (uid.startswith("exposure.") and s == "no-op")}
     assert not bad, f"not passed on Snowflake: {bad}\n{build.explain()}"
     # Nothing is left out on this target: every model, seed, snapshot, test and unit test ran.
     expected = {
@@ -302,6 +304,67 @@ def test_snapshots_build_on_emulated_snowflake(emulated_snowflake, tmp_path):
             "select id, value, dbt_valid_to is null from ci_snapshots.scratch_snapshot order by 1, 2"
         ).fetchall()
     assert rows == [(1, "a", False), (1, "c", True), (2, "b", True)]
+
+
+def test_lookml_reads_the_marts_on_emulated_snowflake(emulated_snowflake):
+    """The committed LookML on Snowflake: every view's table and ${TABLE}.column exists
+    (unquoted lowercase names resolve to dbt's upper-case ones), every dimension and
+    measure and a query of every explore run, and the percent favorable measure at
+    school x topic x all equals Snowflake's own topic_results."""
+    from orchestrate.lookml_sql import Project
+    from test_lookml import (LOOKML_DIR, RESEARCHER, a_few_dimensions_and_every_measure,
+                             missing_tables_and_columns, view_queries)
+
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    project = Project.load(LOOKML_DIR)
+    with build.emulator.connect(schema="marts") as con:
+        cursor = con.cursor()
+        columns: dict[str, set[str]] = {}
+        for table, column in cursor.execute(
+                "select lower(table_name), lower(column_name) from information_schema.columns "
+                "where table_schema = 'MARTS'").fetchall():
+            columns.setdefault(table, set()).add(column)
+        assert not missing_tables_and_columns(project, columns)
+        for name in project.views:
+            for sql in view_queries(project, name):
+                cursor.execute(sql).fetchall()
+        district = cursor.execute("select min(district_id) from marts.dim_districts").fetchone()[0]
+        for explore in project.explores():
+            user = {"district_id": district} if explore.model == "survey_results" else RESEARCHER
+            sql = explore.sql(a_few_dimensions_and_every_measure(explore), user_attributes=user, limit=50)
+            assert cursor.execute(sql).fetchall(), f"{explore.name}: no rows on Snowflake"
+        explore = project.explore("survey_results", "topic_results")
+        keys = ["school_year", "respondent_type", "entity_id", "topic_id"]
+        looker = {}
+        for (district,) in cursor.execute("select district_id from marts.dim_districts").fetchall():
+            sql = explore.sql([f"topic_results.{k}" for k in keys] + ["topic_results.percent_favorable"],
+                              user_attributes={"district_id": district})
+            looker |= {tuple(row[:4]): row[4] for row in cursor.execute(sql).fetchall()}
+        mart = {tuple(row[:4]): row[4] for row in cursor.execute(
+            "select school_year, respondent_type, entity_id, topic_id, percent_favorable from marts.topic_results "
+            "where reporting_level = 'school' and subgroup_category = 'all' and not is_suppressed").fetchall()}
+    assert looker.keys() == mart.keys() and mart
+    assert all(math.isclose(looker[k], mart[k], rel_tol=0, abs_tol=TOLERANCE) for k in mart)
+
+
+def test_lookml_generated_from_snowflake_is_the_committed_lookml(emulated_snowflake, tmp_path):
+    """The generator types dimensions from Snowflake's catalog (TEXT, NUMBER, FLOAT,
+    BOOLEAN, DATE, TIMESTAMP_NTZ) as from DuckDB's: the same LookML serves both."""
+    from test_lookml import LOOKML_DIR, generated_files
+
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    env = {k: v for k, v in os.environ.items() if not k.startswith("LOOKER_")}
+    env |= {**build.env, "DBT_TARGET_PATH": str(tmp_path / "target"), "DBT_LOG_PATH": str(tmp_path / "logs")}
+    proc = subprocess.run(
+        [sys.executable, "-m", "orchestrate", "lookml", "--target", "ci_snowflake", "--out", str(tmp_path / "lookml"),
+         "--exposures", str(tmp_path / "exposures.yml")],
+        cwd=PROJECT_DIR, env=env, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + build.emulator.errors()[-3000:]
+    fresh, committed = generated_files(tmp_path / "lookml"), generated_files(LOOKML_DIR)
+    assert sorted(fresh) == sorted(committed)
+    assert [p for p in committed if committed[p] != fresh[p]] == []
 
 
 # --- comparing tables across engines --------------------------------------------------------
