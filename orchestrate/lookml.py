@@ -609,7 +609,7 @@ def build_exposures(files: dict[str, str], base_url: str) -> str:
         exposures.append({
             "name": f"{explore.name}_explore",
             "label": f"Looker explore: {explore.spec.get('label', explore.name)}",
-            "type": "analysis",
+            "type": "dashboard",
             "maturity": "medium",
             "url": f"{base_url}/explore/{explore.model}/{explore.name}",
             "description": one_line(f"Looker explore {explore.model}::{explore.name} ({who(explore.spec)}). "

@@ -426,7 +426,7 @@ def test_exposures_list_what_each_dashboard_needs(project, built_warehouse):
     assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-2000:]
     listed = set(proc.stdout.split())
     assert depends <= listed
-    assert {"int_response_topics_scored", "fct_question_responses", "stg_replica__question_responses"} <= listed
+    assert {"int_response_topics_scored", "int_question_responses_scored", "stg_replica__question_responses"} <= listed
     assert not {"item_results", "participation", "topic_trends", "respondents_wide"} & listed
 
 
