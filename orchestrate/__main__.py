@@ -16,6 +16,7 @@ COMMANDS = {
     "run": ("orchestrate.run", "ingest, build, check and report: the whole warehouse job"),
     "retry": ("orchestrate.retry", "re-run what failed in the last run, then check and report again"),
     "bench": ("orchestrate.bench", "measure generate, ingest, build and run against the bare scan"),
+    "psychometrics": ("orchestrate.psychometrics", "reliability, factor models and invariance of every topic, to marts"),
 }
 
 
