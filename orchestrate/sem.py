@@ -201,7 +201,8 @@ def fit_cfa(data: pd.DataFrame, factors: dict[str, list[str]]) -> CFA | None:
         return None
     model = semopy.Model(cfa_syntax(factors))
     try:
-        result = model.fit(frame)
+        # tighter than semopy's default tolerance: lavaan's estimates to their third decimal
+        result = model.fit(frame, options={"ftol": 1e-12})
     except (np.linalg.LinAlgError, ValueError):
         return None
     if not result.success or not np.all(np.isfinite(result.x)):
