@@ -271,3 +271,176 @@ def test_every_table_and_column_is_documented():
     contract = (PROJECT_DIR / "docs/contracts/marts-v1.md").read_text()
     for name in psychometrics.TABLES:
         assert f"`{name}`" in contract
+
+
+# --------------------------------------------------------------------------------------
+# The step on the built warehouse: DuckDB, then the Snowflake path on the emulator
+
+MIN_GROUP_N = "30"  # the session sample is small (scale 0.02): ~60 students of each gender a year
+
+
+def copy_warehouse(built_warehouse, folder: Path) -> dict[str, str]:
+    """A private copy of the session's built warehouse and its dbt manifest (the session
+    fixture is shared read-only; the step writes)."""
+    from conftest import warehouse_env
+
+    env = warehouse_env(folder)
+    shutil.copy(built_warehouse.db, env["DBT_DUCKDB_PATH"])
+    Path(env["DBT_TARGET_PATH"]).mkdir(parents=True)
+    shutil.copy(Path(built_warehouse.env["DBT_TARGET_PATH"]) / "manifest.json", env["DBT_TARGET_PATH"])
+    return env
+
+
+@pytest.fixture(scope="module")
+def computed(tmp_path_factory, built_warehouse):
+    folder = tmp_path_factory.mktemp("psychometrics")
+    env = copy_warehouse(built_warehouse, folder)
+    proc = run_cli("psychometrics", "--min-group-n", MIN_GROUP_N, env=env)
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    import duckdb
+
+    con = duckdb.connect(env["DBT_DUCKDB_PATH"], read_only=True)
+    try:
+        tables = {name: con.execute(f"select * from marts.{name}").df() for name in psychometrics.TABLES}
+        types = {name: con.execute(
+            "select column_name, data_type from information_schema.columns "
+            f"where table_schema = 'marts' and table_name = '{name}' order by ordinal_position").fetchall()
+            for name in psychometrics.TABLES}
+        reliability = con.execute("select * from marts.reliability").df()
+    finally:
+        con.close()
+    return {"proc": proc, "env": env, "tables": tables, "types": types, "reliability": reliability}
+
+
+def test_step_writes_every_table_over_the_reliability_respondents(computed):
+    out = computed["proc"].stdout
+    print(out)
+    assert "[psychometrics 1/" in out and "4 tables written" in out
+    sql_type = {"varchar": "VARCHAR", "integer": "INTEGER", "double": "DOUBLE", "boolean": "BOOLEAN"}
+    for name, columns in psychometrics.TABLES.items():
+        assert computed["types"][name] == [(c, sql_type[t]) for c, t in columns], name
+    topics = computed["tables"]["topic_psychometrics"]
+    reliability = computed["reliability"]
+    key = ["school_year", "respondent_type", "topic_id"]
+    merged = topics.merge(reliability, on=key, suffixes=("", "_reliability"), validate="one_to_one")
+    assert len(merged) == len(reliability) == len(topics) > 0
+    assert (merged.is_suppressed == merged.is_suppressed_reliability).all()
+    assert (merged["items"] == merged["items_reliability"]).all()
+    shown = merged[~merged.is_suppressed]
+    assert len(shown) > 0
+    assert (shown.complete_respondents == shown.complete_respondents_reliability).all()
+    assert np.allclose(shown.cronbach_alpha, shown.cronbach_alpha_reliability, atol=1e-12)
+    assert (shown.alpha_ci_lower < shown.cronbach_alpha).all() and (shown.cronbach_alpha < shown.alpha_ci_upper).all()
+    assert shown.omega_total.between(0, 1).all() and shown.cfi.notna().all()
+    numbers = [c for c, t in psychometrics.TABLES["topic_psychometrics"] if t in ("double", "integer") and c != "items"]
+    assert merged.loc[merged.is_suppressed, numbers].isna().all().all()
+
+    loadings = computed["tables"]["item_loadings"]
+    assert len(loadings) == topics["items"].sum()
+    shown_loadings = loadings[~loadings.is_suppressed]
+    assert shown_loadings.standardized_loading.between(-1, 1).all()
+    assert np.allclose(shown_loadings.standardized_residual_variance, 1 - shown_loadings.standardized_loading ** 2)
+
+    pairs = computed["tables"]["topic_correlations"]
+    per_type = topics.groupby(["school_year", "respondent_type"]).size()
+    assert len(pairs) == sum(k * (k - 1) // 2 for k in per_type)
+    assert (pairs.topic_id < pairs.other_topic_id).all()
+    estimated = pairs.dropna(subset=["latent_correlation"])
+    assert len(estimated) > 0
+    assert (estimated.is_not_distinct == (estimated.latent_correlation.abs() > 0.85)).all()
+
+    invariance = computed["tables"]["measurement_invariance"]
+    assert set(invariance.respondent_type) == {"student"}  # only students have demographics
+    assert set(invariance.subgroup_category) == {"gender", "race_ethnicity"}
+    tested = invariance[~invariance.is_suppressed]
+    assert len(tested) > 0 and set(tested.model) == {"configural", "metric", "scalar"}
+    assert (tested.smallest_group_respondents >= int(MIN_GROUP_N)).all()
+    assert not tested.groups_compared.str.contains("Unknown").any()
+    assert tested.loc[tested.model == "configural", "cfi_change"].isna().all()
+    changed = tested[tested.model != "configural"].dropna(subset=["cfi_change"])
+    assert (changed.is_noninvariant == (changed.cfi_change < -0.01)).all()
+
+
+def test_step_says_what_to_do_without_a_built_warehouse(tmp_path):
+    from conftest import warehouse_env
+
+    proc = run_cli("psychometrics", env=warehouse_env(tmp_path))
+    assert proc.returncode == 2
+    assert "Run `python -m orchestrate run` first" in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in proc.stderr
+
+
+def copy_tables_to_emulator(emulator, duckdb_file: Path, tables: list[str], folder: Path) -> None:
+    """Copy DuckDB tables (schema.table) into the emulator's schemas of the same names:
+    each to Parquet, PUT on a stage, COPY INTO by column name."""
+    import contextlib
+
+    import duckdb
+
+    folder.mkdir(parents=True, exist_ok=True)
+    types = {"VARCHAR": "varchar", "DOUBLE": "double", "BIGINT": "integer", "INTEGER": "integer",
+             "BOOLEAN": "boolean", "DATE": "date", "TIMESTAMP": "timestamp_ntz"}
+    source = duckdb.connect(str(duckdb_file), read_only=True)
+    try:
+        with contextlib.closing(emulator.connect(schema="public")) as con, contextlib.closing(con.cursor()) as cur:
+            for qualified in tables:
+                schema, name = qualified.split(".")
+                columns = source.execute(
+                    "select column_name, data_type from information_schema.columns where "
+                    f"table_schema = '{schema}' and table_name = '{name}' order by ordinal_position").fetchall()
+                cur.execute(f"create schema if not exists {schema}")
+                cur.execute(f"create or replace table {qualified} ("
+                            + ", ".join(f"{c} {types[t]}" for c, t in columns) + ")")
+                path = folder / f"{name}.parquet"
+                source.execute(f"copy (select * from {qualified}) to '{path}' (format parquet)")
+                cur.execute(f"create or replace temporary stage {schema}.copy_stage")
+                cur.execute(f"put 'file://{path}' @{schema}.copy_stage auto_compress = false")
+                cur.execute(f"copy into {qualified} from @{schema}.copy_stage/{path.name} "
+                            "file_format = (type = parquet) match_by_column_name = case_insensitive")
+    finally:
+        source.close()
+
+
+def test_step_writes_through_the_snowflake_path(computed, built_warehouse, tmp_path):
+    """The same step on the emulated Snowflake (target ci_snowflake): reads the marts it
+    needs there and writes the four tables back through snowflake.connector; they hold
+    what the DuckDB run wrote."""
+    import contextlib
+    import os
+    import subprocess
+    import sys
+
+    import snowflake_emulator
+
+    with snowflake_emulator.running(tmp_path / "fakesnow.log") as emulator:
+        env = {**emulator.env, "DBT_TARGET_PATH": str(tmp_path / "target"),
+               "DBT_LOG_PATH": str(tmp_path / "logs"), "DBT_SCHEMA_PREFIX": ""}
+        parsed = subprocess.run(
+            [str(Path(sys.executable).parent / "dbt"), "parse", "--target", "ci_snowflake",
+             "--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)],
+            cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True)
+        assert parsed.returncode == 0, parsed.stdout[-3000:]
+        copy_tables_to_emulator(emulator, built_warehouse.db,
+                                ["intermediate.int_response_items_listwise_filtered", "marts.respondents_wide",
+                                 "seeds.topics", "seeds.canonical_items"], tmp_path / "parquet")
+        proc = run_cli("psychometrics", "--target", "ci_snowflake", "--min-group-n", MIN_GROUP_N, env=env)
+        assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + emulator.errors()
+        assert "survey_ci.marts.topic_psychometrics" in proc.stdout.lower()
+        with contextlib.closing(emulator.connect(schema="marts")) as con:
+            for name, columns in psychometrics.TABLES.items():
+                cursor = con.cursor().execute(f"select * from marts.{name}")
+                snow = pd.DataFrame(cursor.fetchall(), columns=[d[0].lower() for d in cursor.description])
+                duck = computed["tables"][name]
+                assert list(snow.columns) == [c for c, _ in columns], name
+                key = [c for c, t in columns if t == "varchar"]
+                snow = snow.sort_values(key).reset_index(drop=True)
+                duck = duck.sort_values(key).reset_index(drop=True)
+                assert len(snow) == len(duck) > 0, name
+                for column, sql_type in columns:
+                    if sql_type == "double":
+                        assert np.allclose(snow[column].astype(float), duck[column].astype(float),
+                                           rtol=1e-6, atol=1e-9, equal_nan=True), (name, column)
+                    else:
+                        same = [(a is None or a != a) and pd.isna(b) or a == b
+                                for a, b in zip(snow[column], duck[column])]
+                        assert all(same), (name, column)
