@@ -40,6 +40,9 @@ from orchestrate.errors import UserError
 from orchestrate.warehouse import PROJECT_DIR
 
 SOURCE = "psychometrics"
+# An item whose residual variance is estimated at (about) zero: a Heywood case, the
+# one-factor solution is improper (common with few respondents).
+IMPROPER_BELOW = 0.001  # standardized residual variance
 NOT_DISTINCT_ABOVE = 0.85  # latent correlation above which two topics are not distinct
 NONINVARIANT_CFI_CHANGE = -0.01  # Cheung & Rensvold (2002); Chen (2007)
 INVARIANCE_CATEGORIES = {"gender": "gender", "race_ethnicity": "race_ethnicity"}  # category: respondents_wide column
@@ -55,8 +58,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
         ("omega_total", "double"), ("chi_square", "double"), ("df", "integer"),
         ("chi_square_baseline", "double"), ("df_baseline", "integer"), ("cfi", "double"),
         ("tli", "double"), ("rmsea", "double"), ("rmsea_ci_lower", "double"),
-        ("rmsea_ci_upper", "double"), ("srmr", "double"), ("floor_share", "double"),
-        ("ceiling_share", "double"),
+        ("rmsea_ci_upper", "double"), ("srmr", "double"), ("is_improper_solution", "boolean"),
+        ("floor_share", "double"), ("ceiling_share", "double"),
     ],
     "item_loadings": [
         ("school_year", "varchar"), ("respondent_type", "varchar"), ("topic_id", "varchar"),
@@ -281,8 +284,8 @@ def topic_statistics(complete: pd.DataFrame, topic: Topic, min_n: int) -> tuple[
     n, k = complete.shape
     suppressed = n < min_n
     row: dict = {"items": k, "is_suppressed": suppressed, "complete_respondents": None if suppressed else n}
-    numbers = [c for c, t in TABLES["topic_psychometrics"] if t in ("double", "integer")
-               and c not in ("items", "complete_respondents")]
+    numbers = [c for c, t in TABLES["topic_psychometrics"] if t in ("double", "integer", "boolean")
+               and c not in ("items", "complete_respondents", "is_suppressed")]
     row.update({c: None for c in numbers})
     loadings = [{"canonical_item_id": item, "is_suppressed": suppressed,
                  "complete_respondents": row["complete_respondents"], "loading": None,
@@ -305,7 +308,8 @@ def topic_statistics(complete: pd.DataFrame, topic: Topic, min_n: int) -> tuple[
                chi_square=_number(fit.chi2), df=fit.df, chi_square_baseline=_number(fit.chi2_baseline),
                df_baseline=fit.df_baseline, cfi=_number(fit.cfi), tli=_number(fit.tli),
                rmsea=_number(fit.rmsea), rmsea_ci_lower=_number(fit.rmsea_lower),
-               rmsea_ci_upper=_number(fit.rmsea_upper), srmr=_number(fit.srmr))
+               rmsea_ci_upper=_number(fit.rmsea_upper), srmr=_number(fit.srmr),
+               is_improper_solution=bool((model.loadings["standardized_residual_variance"] < IMPROPER_BELOW).any()))
     by_item = model.loadings.set_index("item")
     for entry in loadings:
         estimate = by_item.loc[entry["canonical_item_id"]]

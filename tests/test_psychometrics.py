@@ -189,6 +189,17 @@ def test_topic_statistics_on_generated_data_match_independent_computations():
     assert row["srmr"] == pytest.approx(np.sqrt(np.mean(standardized[np.tril_indices(5)] ** 2)), rel=1e-6)
     # standardized loadings: loading / model-implied sd
     assert np.allclose(by_item["standardized_loading"], lam_pub / np.sqrt(np.diag(implied)), atol=1e-12)
+    assert row["is_improper_solution"] is False
+
+    # q1 correlates with every item more than the one-factor model allows (0.75 where the
+    # others share 0.45: its loading would be 0.75 / sqrt(0.45) > 1): a Heywood case
+    correlation = np.full((5, 5), 0.45)
+    correlation[0, :] = correlation[:, 0] = 0.75
+    np.fill_diagonal(correlation, 1.0)
+    heywood = np.random.default_rng(4).multivariate_normal(np.full(5, 3.0), correlation, 500)
+    improper, improper_loadings = psychometrics.topic_statistics(pd.DataFrame(heywood, columns=ITEMS), TOPIC, min_n=10)
+    assert improper["is_improper_solution"] is True
+    assert improper_loadings[0]["standardized_residual_variance"] < psychometrics.IMPROPER_BELOW
 
 
 def test_floor_ceiling_and_suppression():
@@ -444,3 +455,102 @@ def test_step_writes_through_the_snowflake_path(computed, built_warehouse, tmp_p
                         same = [(a is None or a != a) and pd.isna(b) or a == b
                                 for a, b in zip(snow[column], duck[column])]
                         assert all(same), (name, column)
+
+
+# --------------------------------------------------------------------------------------
+# The research report and the notebook
+
+
+def browser() -> str:
+    for name in ("chromium", "chromium-browser", "google-chrome"):
+        if path := shutil.which(name):
+            return path
+    pytest.skip("no headless browser: apt-get install chromium")
+
+
+def headless(*args: str) -> "subprocess.CompletedProcess":
+    import subprocess
+
+    return subprocess.run([browser(), "--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
+                           "--no-first-run", *args], capture_output=True, text=True, timeout=120)
+
+
+def test_research_report_opens_in_a_browser_with_every_figure(computed, tmp_path):
+    import base64
+    import re
+    from html.parser import HTMLParser
+
+    from orchestrate.research_report import FIGURES
+
+    out = tmp_path / "research"
+    proc = run_cli("research-report", "--respondent-type", "student", "--out", str(out), env=computed["env"])
+    assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:]
+    latest = computed["tables"]["topic_psychometrics"].school_year.max()
+    report = out / f"{latest}_student.html"
+    assert proc.stdout.strip().splitlines()[-1] == f"Report: {report}"
+    html = report.read_text()
+
+    # self-contained: no script, stylesheet link or address to fetch; every figure an embedded PNG
+    assert not re.search(r"<script|<link|src=['\"]https?:|url\(", html, re.IGNORECASE)
+    images = {}
+
+    class Figures(HTMLParser):
+        figure = None
+
+        def handle_starttag(self, tag, attrs):
+            attrs = dict(attrs)
+            if tag == "figure":
+                self.figure = attrs["id"].removeprefix("figure-")
+            elif tag == "img" and self.figure:
+                images[self.figure] = attrs["src"]
+
+    Figures().feed(html)
+    assert set(images) == set(FIGURES)
+    for key, src in images.items():
+        assert src.startswith("data:image/png;base64,"), key
+        assert base64.b64decode(src.split(",", 1)[1])[:8] == b"\x89PNG\r\n\x1a\n", key
+    for text in ("complete respondents", "Cronbach's alpha", "Feldt", "McDonald's omega", "Definitions",
+                 "schools in", "Measurement invariance", "Benchmarks"):
+        assert text in html, text
+
+    # a browser decodes every image: the page, with a probe, says so in its title
+    probe = tmp_path / "probe.html"
+    probe.write_text(html.replace("</body>", "<script>window.addEventListener('load', () => {"
+                                  "const all = [...document.images]; document.title = 'FIGURES ' + "
+                                  "all.filter(i => i.complete && i.naturalWidth > 100).length + '/' + all.length;"
+                                  "});</script></body>"))
+    dom = headless("--virtual-time-budget=10000", "--dump-dom", probe.as_uri())
+    assert f"<title>FIGURES {len(FIGURES)}/{len(FIGURES)}</title>" in dom.stdout, dom.stdout[:500] + dom.stderr[-1000:]
+    screenshot = tmp_path / "research_report.png"
+    shot = headless(f"--screenshot={screenshot}", "--window-size=1300,2000", report.as_uri())
+    assert screenshot.exists() and screenshot.stat().st_size > 50_000, shot.stderr[-1000:]
+    print(f"screenshot: {screenshot}")
+
+
+def test_research_report_says_what_to_do_for_an_unknown_year(computed, tmp_path):
+    proc = run_cli("research-report", "--school-year", "1999-00", "--out", str(tmp_path), env=computed["env"])
+    assert proc.returncode == 2 and "Traceback" not in proc.stderr
+    last = proc.stderr.strip().splitlines()[-1]
+    assert "1999-00" in last and "--school-year" in last
+
+
+def test_notebook_runs_headless_on_the_warehouse(built_warehouse, monkeypatch):
+    """notebooks/start_here.ipynb, executed as a researcher would (its own kernel), on the
+    session's warehouse (read-only): it reproduces a topic_results number and plots."""
+    import nbclient
+    import nbformat
+
+    monkeypatch.setenv("DBT_TARGET", "dev")
+    monkeypatch.setenv("DBT_DUCKDB_PATH", str(built_warehouse.db))
+    path = PROJECT_DIR / "notebooks" / "start_here.ipynb"
+    notebook = nbformat.read(path, as_version=4)
+    assert not any(cell.get("outputs") for cell in notebook.cells if cell.cell_type == "code"), \
+        "commit the notebook without outputs"
+    nbclient.NotebookClient(notebook, timeout=300, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}}).execute()
+    outputs = [o for cell in notebook.cells if cell.cell_type == "code" for o in cell.outputs]
+    assert not [o for o in outputs if o.output_type == "error"]
+    text = "".join(o.get("text", "") for o in outputs if o.output_type == "stream")
+    assert f"DuckDB {built_warehouse.db} (read-only)" in text
+    assert "recomputed" in text
+    assert any("image/png" in o.get("data", {}) for o in outputs)
