@@ -113,13 +113,18 @@ def rmsea_interval(chi2: float, df: int, n: int, groups: int = 1,
     def noncentrality(probability: float) -> float:
         # lambda with P(chi2_df(lambda) <= chi2) = probability; 0 when even lambda = 0 is too big
         def gap(lam):
-            return stats.ncx2.cdf(chi2, df, lam) - probability if lam > 0 else stats.chi2.cdf(chi2, df) - probability
+            return (stats.ncx2.cdf(chi2, df, lam) if lam > 0 else stats.chi2.cdf(chi2, df)) - probability
         if gap(0.0) < 0:
             return 0.0
-        upper = max(chi2, 1.0)
-        while gap(upper) > 0:
-            upper *= 2
-        return optimize.brentq(gap, 0.0, upper, xtol=1e-10)
+        # bracket around the point estimate chi2 - df, a few standard deviations wide
+        centre = max(chi2 - df, 0.0)
+        spread = 4 * math.sqrt(2 * (df + 2 * centre)) + 1
+        low, high = max(centre - spread, 0.0), centre + spread
+        if gap(low) < 0:
+            low = 0.0
+        while gap(high) > 0:
+            high += spread
+        return optimize.brentq(gap, low, high, xtol=1e-9, rtol=1e-12)
 
     scale = df * n
     return (math.sqrt(noncentrality(1 - tail) / scale) * math.sqrt(groups),
@@ -156,8 +161,9 @@ class Fit:
 
     @classmethod
     def of(cls, chi2: float, df: int, chi2_baseline: float, df_baseline: int, n: int,
-           groups: int = 1, srmr_value: float = math.nan, converged: bool = True) -> "Fit":
-        lower, upper = rmsea_interval(chi2, df, n, groups)
+           groups: int = 1, srmr_value: float = math.nan, converged: bool = True,
+           interval: bool = True) -> "Fit":
+        lower, upper = rmsea_interval(chi2, df, n, groups) if interval else (math.nan, math.nan)
         return cls(n=n, chi2=chi2, df=df, chi2_baseline=chi2_baseline, df_baseline=df_baseline,
                    **comparative_fit(chi2, df, chi2_baseline, df_baseline),
                    rmsea=rmsea(chi2, df, n, groups), rmsea_lower=lower, rmsea_upper=upper,
@@ -284,128 +290,127 @@ class _MultiGroupCFA:
     first. Minimizes sum_g n_g [log|Sigma_g| + tr(S_g Sigma_g^-1)
     + (m_g - mu_g)' Sigma_g^-1 (m_g - mu_g) - log|S_g| - p], which is the likelihood-ratio
     chi-square against the saturated model (means and covariances free in each group).
+
+    Parameters live in one vector x; for each kind of matrix entry an index array (group
+    x entry) says which element of x it is (shared entries have the same index in every
+    group; index `size` is a constant 0), so the objective and its gradient are computed
+    for all groups at once.
     """
 
     def __init__(self, groups: list[GroupMoments], factors: list[list[int]], level: str):
         self.groups, self.factors, self.level = groups, factors, level
-        self.p = groups[0].mean.size
-        self.f = len(factors)
+        G, p, f = len(groups), groups[0].mean.size, len(factors)
+        self.p, self.f = p, f
+        self.n = np.array([g.n for g in groups], dtype=float)
+        self.mean = np.stack([g.mean for g in groups])
+        self.cov = np.stack([g.cov for g in groups])
+        self.logdet_s = np.linalg.slogdet(self.cov)[1]
+        self.markers = ([m[0] for m in factors], list(range(f)))
+        loading_cells = [(i, a) for a, members in enumerate(factors) for i in members[1:]]
+        self.lam_cells = tuple(np.array(c, dtype=int) for c in zip(*loading_cells)) if loading_cells else (np.array([], int),) * 2
+        self.chol_cells = np.tril_indices(f)
         self.size = 0
-        self.lam, self.chol, self.theta, self.nu, self.kappa = [], [], [], [], []
-        shared_lam = self._take_loadings() if level in ("metric", "scalar") else None
-        shared_nu = self._take(self.p) if level == "scalar" else None
-        for g in range(len(groups)):
-            self.lam.append(shared_lam if shared_lam is not None else self._take_loadings())
-            self.chol.append([(r, c, self._take1()) for r in range(self.f) for c in range(r + 1)])
-            self.theta.append(self._take(self.p))
-            self.nu.append(shared_nu if shared_nu is not None else self._take(self.p))
-            self.kappa.append(self._take(self.f) if level == "scalar" and g > 0 else None)
 
-    def _take1(self) -> int:
-        self.size += 1
-        return self.size - 1
+        def block(count: int, shared: bool) -> np.ndarray:
+            first = self._take(count)
+            return np.stack([first if shared or g == 0 else self._take(count) for g in range(G)])
+
+        self.lam_idx = block(len(loading_cells), shared=level in ("metric", "scalar"))
+        self.chol_idx = block(len(self.chol_cells[0]), shared=False)
+        self.theta_idx = block(p, shared=False)
+        self.nu_idx = block(p, shared=level == "scalar")
+        self.kappa_idx = np.full((G, f), -1)  # -1: fixed at 0 (the constant after x)
+        if level == "scalar":
+            for g in range(1, G):
+                self.kappa_idx[g] = self._take(f)
+        self.kappa_idx[self.kappa_idx < 0] = self.size
 
     def _take(self, count: int) -> np.ndarray:
-        return np.array([self._take1() for _ in range(count)])
+        self.size += count
+        return np.arange(self.size - count, self.size)
 
-    def _take_loadings(self) -> list[tuple[int, int, int]]:
-        return [(i, a, self._take1()) for a, members in enumerate(self.factors) for i in members[1:]]
-
-    def matrices(self, x: np.ndarray, g: int):
-        lam = np.zeros((self.p, self.f))
-        for a, members in enumerate(self.factors):
-            lam[members[0], a] = 1.0
-        for i, a, j in self.lam[g]:
-            lam[i, a] = x[j]
-        chol = np.zeros((self.f, self.f))
-        for r, c, j in self.chol[g]:
-            chol[r, c] = x[j]
-        kappa = x[self.kappa[g]] if self.kappa[g] is not None else np.zeros(self.f)
-        return lam, chol, x[self.theta[g]], x[self.nu[g]], kappa
+    def matrices(self, x: np.ndarray):
+        """Lambda, the Cholesky factor of Phi, theta, nu and kappa of every group (stacked)."""
+        xe = np.append(x, 0.0)
+        G = len(self.groups)
+        lam = np.zeros((G, self.p, self.f))
+        lam[:, self.markers[0], self.markers[1]] = 1.0
+        lam[:, self.lam_cells[0], self.lam_cells[1]] = xe[self.lam_idx]
+        chol = np.zeros((G, self.f, self.f))
+        chol[:, self.chol_cells[0], self.chol_cells[1]] = xe[self.chol_idx]
+        return lam, chol, xe[self.theta_idx], xe[self.nu_idx], xe[self.kappa_idx]
 
     def objective(self, x: np.ndarray) -> tuple[float, np.ndarray]:
-        total, grad = 0.0, np.zeros_like(x)
-        for g, group in enumerate(self.groups):
-            lam, chol, theta, nu, kappa = self.matrices(x, g)
-            phi = chol @ chol.T
-            sigma = lam @ phi @ lam.T + np.diag(theta)
-            try:
-                factor = np.linalg.cholesky(sigma)
-            except np.linalg.LinAlgError:
-                return 1e20, np.zeros_like(x)
-            inv = np.linalg.inv(sigma)
-            logdet = 2 * np.sum(np.log(np.diag(factor)))
-            d = group.mean - (nu + lam @ kappa)
-            moment = group.cov + np.outer(d, d)
-            _, logdet_s = np.linalg.slogdet(group.cov)
-            total += group.n * (logdet + np.sum(inv * moment) - logdet_s - self.p)
-            # dF/dSigma and dF/dmu (Sigma symmetric), then the chain rule to each parameter
-            g_sigma = group.n * (inv - inv @ moment @ inv)
-            g_mu = -2 * group.n * (inv @ d)
-            g_lam = 2 * g_sigma @ lam @ phi + np.outer(g_mu, kappa)
-            g_chol = 2 * lam.T @ g_sigma @ lam @ chol
-            for i, a, j in self.lam[g]:
-                grad[j] += g_lam[i, a]
-            for r, c, j in self.chol[g]:
-                grad[j] += g_chol[r, c]
-            np.add.at(grad, self.theta[g], np.diag(g_sigma))
-            np.add.at(grad, self.nu[g], g_mu)
-            if self.kappa[g] is not None:
-                np.add.at(grad, self.kappa[g], lam.T @ g_mu)
-        return total, grad
+        lam, chol, theta, nu, kappa = self.matrices(x)
+        phi = chol @ chol.transpose(0, 2, 1)
+        sigma = lam @ phi @ lam.transpose(0, 2, 1)
+        sigma[:, np.arange(self.p), np.arange(self.p)] += theta
+        try:
+            factor = np.linalg.cholesky(sigma)
+        except np.linalg.LinAlgError:
+            return 1e20, np.zeros_like(x)
+        inv = np.linalg.inv(sigma)
+        logdet = 2 * np.log(np.diagonal(factor, axis1=1, axis2=2)).sum(axis=1)
+        d = self.mean - (nu + np.einsum("gpf,gf->gp", lam, kappa))
+        moment = self.cov + d[:, :, None] * d[:, None, :]
+        total = float(np.sum(self.n * (logdet + np.einsum("gij,gij->g", inv, moment) - self.logdet_s - self.p)))
+        # dF/dSigma and dF/dmu (Sigma symmetric), then the chain rule to each parameter
+        g_sigma = self.n[:, None, None] * (inv - inv @ moment @ inv)
+        g_mu = -2 * self.n[:, None] * np.einsum("gij,gj->gi", inv, d)
+        g_lam = 2 * g_sigma @ lam @ phi + g_mu[:, :, None] * kappa[:, None, :]
+        g_chol = 2 * lam.transpose(0, 2, 1) @ g_sigma @ lam @ chol
+        grad = np.zeros(self.size + 1)
+        np.add.at(grad, self.lam_idx, g_lam[:, self.lam_cells[0], self.lam_cells[1]])
+        np.add.at(grad, self.chol_idx, g_chol[:, self.chol_cells[0], self.chol_cells[1]])
+        np.add.at(grad, self.theta_idx, np.diagonal(g_sigma, axis1=1, axis2=2))
+        np.add.at(grad, self.nu_idx, g_mu)
+        np.add.at(grad, self.kappa_idx, np.einsum("gpf,gp->gf", lam, g_mu))
+        return total, grad[:-1]
 
     def start(self, previous: np.ndarray | None = None,
               previous_model: "_MultiGroupCFA | None" = None) -> np.ndarray:
         """Starting values: from the less constrained model's solution when there is one
         (shared parameters as the groups' mean), else from the sample moments."""
-        x = np.zeros(self.size)
-        counts = np.zeros(self.size)
-        for g, group in enumerate(self.groups):
-            if previous is not None:
-                lam, chol, theta, nu, kappa = previous_model.matrices(previous, g)
-            else:  # each factor's variance from its marker's covariances, loadings from theirs
-                variances = np.diag(group.cov)
-                lam = np.zeros((self.p, self.f))
-                chol = np.zeros((self.f, self.f))
-                theta = variances / 2
+        if previous is not None:
+            lam, chol, theta, nu, kappa = previous_model.matrices(previous)
+        else:  # each factor's variance from its marker's covariances, loadings from theirs
+            G = len(self.groups)
+            lam = np.zeros((G, self.p, self.f))
+            chol = np.zeros((G, self.f, self.f))
+            variances = np.diagonal(self.cov, axis1=1, axis2=2)
+            theta = variances / 2
+            for g in range(G):
                 for a, members in enumerate(self.factors):
                     marker = members[0]
-                    phi = max(float(np.mean(group.cov[marker, members[1:]])), 0.05 * variances[marker])
-                    chol[a, a] = math.sqrt(phi)
-                    lam[members, a] = group.cov[members, marker] / phi
-                    lam[marker, a] = 1.0
-                    theta[members] = np.maximum(variances[members] - lam[members, a] ** 2 * phi,
-                                                0.1 * variances[members])
-                nu, kappa = group.mean, np.zeros(self.f)
-            for i, a, j in self.lam[g]:
-                x[j] += lam[i, a]
-                counts[j] += 1
-            for r, c, j in self.chol[g]:
-                x[j] += chol[r, c]
-                counts[j] += 1
-            np.add.at(x, self.theta[g], theta)
-            np.add.at(counts, self.theta[g], 1)
-            np.add.at(x, self.nu[g], nu)
-            np.add.at(counts, self.nu[g], 1)
-            if self.kappa[g] is not None:
-                np.add.at(x, self.kappa[g], kappa)
-                np.add.at(counts, self.kappa[g], 1)
-        return x / np.maximum(counts, 1)
+                    others = self.cov[g, marker, members[1:]]
+                    phi = max(float(others.mean()) if len(others) else 0.0, 0.05 * variances[g, marker])
+                    chol[g, a, a] = math.sqrt(phi)
+                    lam[g, members, a] = self.cov[g, members, marker] / phi
+                    lam[g, marker, a] = 1.0
+                    theta[g, members] = np.maximum(variances[g, members] - lam[g, members, a] ** 2 * phi,
+                                                   0.1 * variances[g, members])
+            nu, kappa = self.mean, np.zeros((G, self.f))
+        total = np.zeros(self.size + 1)
+        counts = np.zeros(self.size + 1)
+        for idx, values in ((self.lam_idx, lam[:, self.lam_cells[0], self.lam_cells[1]]),
+                            (self.chol_idx, chol[:, self.chol_cells[0], self.chol_cells[1]]),
+                            (self.theta_idx, theta), (self.nu_idx, nu), (self.kappa_idx, kappa)):
+            np.add.at(total, idx, values)
+            np.add.at(counts, idx, 1)
+        return (total / np.maximum(counts, 1))[:-1]
 
     def bounds(self) -> list[tuple[float | None, float | None]]:
         bounds: list[tuple[float | None, float | None]] = [(None, None)] * self.size
-        for g in range(len(self.groups)):
-            for j in self.theta[g]:
-                bounds[j] = (1e-8, None)  # residual variances stay positive
+        for j in self.theta_idx.ravel():
+            bounds[j] = (1e-8, None)  # residual variances stay positive
         return bounds
 
     def fit(self, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
         result = optimize.minimize(self.objective, start, jac=True, method="L-BFGS-B",
                                    bounds=self.bounds(),
-                                   options={"maxiter": 5000, "ftol": 1e-15, "gtol": 1e-9})
+                                   options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-7 * self.n.sum()})
         # L-BFGS-B may stop on a line search at the optimum: accept a vanishing gradient
-        n = sum(group.n for group in self.groups)
-        converged = bool(result.success) or float(np.max(np.abs(result.jac))) < 1e-6 * n
+        converged = bool(result.success) or float(np.max(np.abs(result.jac))) < 1e-5 * self.n.sum()
         return result.x, float(result.fun), converged
 
 
@@ -426,8 +431,9 @@ def measurement_invariance(groups: list[GroupMoments],
         model = _MultiGroupCFA(groups, factors, level)
         x, chi2, converged = model.fit(model.start(previous, previous_model))
         fit = Fit.of(chi2, moments - model.size, chi2_baseline, df_baseline, n,
-                     groups=len(groups), converged=converged)
+                     groups=len(groups), converged=converged, interval=False)
+        matrices = model.matrices(x)
         out.append(InvarianceModel(level, fit, model.size,
-                                   {g.name: model.matrices(x, i) for i, g in enumerate(groups)}))
+                                   {g.name: tuple(m[i] for m in matrices) for i, g in enumerate(groups)}))
         previous, previous_model = x, model
     return out
