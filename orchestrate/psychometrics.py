@@ -157,13 +157,17 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
     started = time.perf_counter()
     instruments = read_instruments(warehouse, names)
     units = warehouse.rows(f"select distinct school_year, respondent_type from {names['listwise']} "
-                           "order by school_year, respondent_type")
+                           "order by respondent_type, school_year")
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     counts = {"topics": 0, "invariance": 0}
+    responses: dict[str, pd.DataFrame] = {}
     for number, (school_year, respondent_type) in enumerate(units, start=1):
         unit_started = time.perf_counter()
         topics = instruments.get(respondent_type, {})
-        frame = read_responses(warehouse, names, school_year, respondent_type, topics)
+        if respondent_type not in responses:  # one read per instrument, every school year
+            responses = {respondent_type: read_responses(warehouse, names, respondent_type, topics)}
+        everyone = responses[respondent_type]
+        frame = everyone[everyone["school_year"] == school_year].drop(columns=["school_year"])
         # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
         with threadpool_limits(1, user_api="blas"):
             result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
@@ -217,25 +221,25 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def read_responses(warehouse, names: dict, school_year: str, respondent_type: str,
-                   topics: dict[str, Topic]) -> pd.DataFrame:
-    """One row per response with a complete topic: one column per item (null where its
-    topic is not complete), gender and race_ethnicity (null when not linked to a student)."""
+def read_responses(warehouse, names: dict, respondent_type: str, topics: dict[str, Topic]) -> pd.DataFrame:
+    """One row per response of the instrument with a complete topic: its school year, one
+    column per item (null where its topic is not complete), gender and race_ethnicity
+    (null when not linked to a student)."""
     items = [item for topic in topics.values() for item in topic.items]
     if not items:
-        return pd.DataFrame(columns=["gender", "race_ethnicity"])
+        return pd.DataFrame(columns=["school_year", "gender", "race_ethnicity"])
     pivot = ",\n".join(f"max(case when canonical_item_id = {_lit(item)} then item_score end) as i{n}"
                        for n, item in enumerate(items))
     frame = warehouse.df(f"""
         with listwise as (
-            select response_id, canonical_item_id, item_score
+            select response_id, school_year, canonical_item_id, item_score
             from {names['listwise']}
-            where school_year = {_lit(school_year)} and respondent_type = {_lit(respondent_type)}
+            where respondent_type = {_lit(respondent_type)}
         ),
         wide as (
-            select response_id, {pivot}
+            select response_id, school_year, {pivot}
             from listwise
-            group by response_id
+            group by response_id, school_year
         )
         select wide.*, respondents.gender, respondents.race_ethnicity
         from wide left join {names['respondents']} as respondents
@@ -414,7 +418,8 @@ def to_frame(name: str, rows: list[dict]) -> pd.DataFrame:
 
 def write_tables(warehouse, frames: dict[str, pd.DataFrame]) -> None:
     """Replace each table with its rows: on DuckDB in one transaction from the DataFrames;
-    on Snowflake by create or replace and inserts of bound rows."""
+    on Snowflake by create or replace, a select grant to the reader role as on every
+    mart, and inserts of bound rows."""
     by_name = {relation: TABLES[_table_name(relation)] for relation in frames}
     schema = _schema_of(next(iter(frames)))
     warehouse.execute(f"create schema if not exists {schema}")
@@ -432,10 +437,14 @@ def write_tables(warehouse, frames: dict[str, pd.DataFrame]) -> None:
             con.execute("rollback")
             raise
         return
+    # readers get what they get on every other mart (dbt_project.yml: grants to reader_role)
+    reader_role = str(project_vars().get("reader_role", "survey_reader") or "")
     for relation, frame in frames.items():
         columns = by_name[relation]
         warehouse.execute(f"create or replace table {relation} ("
                           + ", ".join(f"{c} {t}" for c, t in columns) + ")")
+        if reader_role:
+            warehouse.execute(f"grant select on table {relation} to role {reader_role}")
         if frame.empty:
             continue
         values = [[None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]

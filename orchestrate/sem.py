@@ -408,7 +408,7 @@ class _MultiGroupCFA:
     def fit(self, start: np.ndarray) -> tuple[np.ndarray, float, bool]:
         result = optimize.minimize(self.objective, start, jac=True, method="L-BFGS-B",
                                    bounds=self.bounds(),
-                                   options={"maxiter": 5000, "ftol": 1e-13, "gtol": 1e-7 * self.n.sum()})
+                                   options={"maxiter": 5000, "ftol": 1e-11, "gtol": 1e-6 * self.n.sum()})
         # L-BFGS-B may stop on a line search at the optimum: accept a vanishing gradient
         converged = bool(result.success) or float(np.max(np.abs(result.jac))) < 1e-5 * self.n.sum()
         return result.x, float(result.fun), converged

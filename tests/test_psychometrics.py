@@ -437,6 +437,9 @@ def test_step_writes_through_the_snowflake_path(computed, built_warehouse, tmp_p
         proc = run_cli("psychometrics", "--target", "ci_snowflake", "--min-group-n", MIN_GROUP_N, env=env)
         assert proc.returncode == 0, proc.stdout[-3000:] + proc.stderr[-3000:] + emulator.errors()
         assert "survey_ci.marts.topic_psychometrics" in proc.stdout.lower()
+        granted = emulator.grants()
+        for name in psychometrics.TABLES:  # readers can query them, as every other mart
+            assert "SURVEY_READER" in granted.get(f"SURVEY_CI.MARTS.{name.upper()}", {}).get("SELECT", set()), name
         with contextlib.closing(emulator.connect(schema="marts")) as con:
             for name, columns in psychometrics.TABLES.items():
                 cursor = con.cursor().execute(f"select * from marts.{name}")
