@@ -131,8 +131,12 @@ def project_vars() -> dict:
 # The step
 
 
+def _say(line: str) -> None:
+    print(line, flush=True)
+
+
 def compute_and_write(warehouse, relations, min_group_n: int | None = None,
-                      progress: Callable[[str], None] = print) -> str:
+                      progress: Callable[[str], None] = _say) -> str:
     """Compute every table from the warehouse's marts and write them back; a summary line."""
     from orchestrate.checks import MissingRelation
 
@@ -187,7 +191,7 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
             f"4 tables written in {time.perf_counter() - started:.1f}s")
 
 
-def run_step(warehouse, relations, progress: Callable[[str], None] = print) -> tuple[str, str]:
+def run_step(warehouse, relations, progress: Callable[[str], None] = _say) -> tuple[str, str]:
     """For `run`: (status, summary)."""
     return "passed", compute_and_write(warehouse, relations, progress=progress)
 
@@ -256,8 +260,6 @@ def read_responses(warehouse, names: dict, respondent_type: str, topics: dict[st
 def analyse_instrument(frame: pd.DataFrame, topics: dict[str, Topic], min_n: int,
                        min_group_n: int) -> dict[str, list[dict]]:
     """Every table's rows for one school year and respondent type (without those keys)."""
-    from orchestrate import sem
-
     out: dict[str, list[dict]] = {name: [] for name in TABLES}
     present = {}
     for topic_id, topic in topics.items():

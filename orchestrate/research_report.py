@@ -20,7 +20,6 @@ import base64
 import io
 import math
 import os
-import re
 from datetime import datetime, timezone
 from html import escape
 from pathlib import Path
@@ -229,7 +228,7 @@ def figures(data: dict) -> dict[str, str]:
         ax.set_yticks(y, [names[t] for t in shown])
         ax.set_xlim(min(0.5, np.nanmin(lower) - 0.05), 1.0)
         ax.set_xlabel("reliability")
-        ax.legend(loc="upper center", bbox_to_anchor=(0.5, -0.18 - 0.1 / max(len(shown), 1)), ncol=2, fontsize=8)
+        ax.legend(loc="upper left", bbox_to_anchor=(1.01, 1), fontsize=8)
     else:
         _empty(ax, "No topic has enough complete respondents.")
     out["reliability"] = _figure_html("reliability", fig)
@@ -333,7 +332,7 @@ def figures(data: dict) -> dict[str, str]:
     ax.set_xlabel("percent favorable")
     handles, labels = ax.get_legend_handles_labels()
     if handles:
-        ax.legend(fontsize=7, loc="upper center", bbox_to_anchor=(0.5, -0.18), ncol=3)
+        ax.legend(fontsize=7, loc="upper left", bbox_to_anchor=(1.01, 1))
     out["benchmarks"] = _figure_html("benchmarks", fig)
 
     # trends
@@ -354,7 +353,7 @@ def figures(data: dict) -> dict[str, str]:
     if any(len(b) for b in boxes):
         right.boxplot([b if len(b) else [np.nan] for b in boxes], vert=False, tick_labels=[names[t] for t in listed])
         right.axvline(0, color="#999", linewidth=1)
-        right.set_xlabel(f"change in points from last year, per school")
+        right.set_xlabel("change in points from last year, per school")
         right.tick_params(labelsize=7)
     else:
         _empty(right, "No school has results in both this and last school year.")
@@ -379,7 +378,8 @@ def _fmt(value, digits: int = 2, suffix: str = "") -> str:
         return "yes" if value else "no"
     if isinstance(value, (int, np.integer)):
         return f"{value:,}{suffix}"
-    return f"{float(value):.{digits}f}{suffix}"
+    text = f"{float(value):.{digits}f}"
+    return (text[1:] if text.lstrip("-0.") == "" else text) + suffix  # no "-0.000"
 
 
 def render(data: dict) -> str:
