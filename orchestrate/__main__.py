@@ -17,6 +17,8 @@ COMMANDS = {
     "retry": ("orchestrate.retry", "re-run what failed in the last run, then check and report again"),
     "bench": ("orchestrate.bench", "measure generate, ingest, build and run against the bare scan"),
     "lookml": ("orchestrate.lookml", "write the Looker project (lookml/) and dbt exposures from the marts"),
+    "psychometrics": ("orchestrate.psychometrics", "reliability, factor models and invariance of every topic, to marts"),
+    "research-report": ("orchestrate.research_report", "one self-contained HTML reliability and validity report per instrument"),
 }
 
 

@@ -220,6 +220,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path) -> BenchResult:
         Step("ingest", ingest_seconds, ingested_lines, result.megabytes_uncompressed),
         Step("dbt build", _step_seconds(full, "dbt build")),
         Step("checks", _step_seconds(full, "checks") + _step_seconds(full, "reconciliation")),
+        Step("psychometrics", _step_seconds(full, "psychometrics")),
         Step("run (whole)", full["bench_seconds"], ingested_lines),
         Step("incremental day run", day["bench_seconds"], day_lines, note=day_file.name),
         Step("  of which dbt build", _step_seconds(day, "dbt build"),

@@ -2,7 +2,9 @@
 
 Steps: ingest new extracts (with --extracts) -> `dbt build` -> data-quality checks
 (expectation suites in orchestrate/expectations/) -> reconciliation (raw -> staging ->
-marts) -> report (reports/<run_id>/report.html and report.json; reports/latest).
+marts) -> psychometrics (reliability and validity tables in marts:
+orchestrate/psychometrics.py) -> report (reports/<run_id>/report.html and report.json;
+reports/latest).
 Every run is recorded in orchestrate.run_history in the warehouse.
 
 Exit status: 0 everything passed (warnings allowed); 1 data-quality checks failed
@@ -48,7 +50,7 @@ HISTORY_BUILD_COLUMNS = {"build_scope": "varchar", "build_fingerprint": "varchar
                          "built_through": "timestamp"}
 # What decides what dbt builds (with the environment variables these files read).
 PROJECT_INPUTS = ("dbt_project.yml", "models", "seeds", "macros", "tests/dbt", "snapshots")
-STEPS = ("ingest", "dbt build", "checks", "reconciliation", "report")
+STEPS = ("ingest", "dbt build", "checks", "reconciliation", "psychometrics", "report")
 
 
 class RunRefused(UserError):
@@ -270,6 +272,15 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                     run.snapshots = checks.save_snapshots(warehouse, relations, run.run_id)
                 except Exception as exc:
                     _record_error(run, "checks", exc)
+            # psychometrics: reliability and validity tables in marts (orchestrate/psychometrics.py)
+            if run.steps["dbt build"].status == "error":
+                run.steps["psychometrics"].status = "skipped"
+                run.steps["psychometrics"].summary = "the dbt build did not finish"
+            else:
+                with _step(run, "psychometrics") as step:
+                    from orchestrate import psychometrics
+
+                    step.status, step.summary = psychometrics.run_step(warehouse, relations)
 
     # 5. report and history
     with _step(run, "report") as step:

@@ -23,7 +23,7 @@ import pytest
 
 from conftest import PROJECT_DIR, run_cli, warehouse_env
 
-STEPS = ["ingest", "dbt build", "checks", "reconciliation", "report"]
+STEPS = ["ingest", "dbt build", "checks", "reconciliation", "psychometrics", "report"]
 
 
 @dataclass
