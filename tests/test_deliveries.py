@@ -337,8 +337,11 @@ def in_private_mount(mount: Path, size: str, script: str, env: dict) -> subproce
 
 
 FILE_SYSTEMS = {
-    # a tmpfs too small for the second delivery
+    # a tmpfs too small for the second delivery: full while loading it...
     "full disk": ("2m", "", 300_000, "No space left on device", ("full", "free")),
+    # ... or only when committing it (the write-ahead log; with DuckDB 1.5 at this size),
+    # where the failed commit had hidden behind "cannot rollback - no transaction is active"
+    "full disk at commit": ("2m", "", 20_000, "No space left on device", ("full", "free")),
     # the warehouse's file system remounted read-only between the two deliveries
     "read-only": ("64m", "mount -o remount,ro {disk} && ", 20, "Read-only file system",
                   ("read-only", "DBT_DUCKDB_PATH")),
