@@ -651,15 +651,17 @@ def plan(
     skipped, unreadable, conflicts, backfill = [], [], [], []
     seen: dict[str, str] = {}  # content -> name, new in this delivery
     for (meta, path), found in zip(files, examined):
-        if found.problem:
-            unreadable.append(f"{path}: {found.problem}")
-            continue
         if meta.name in ledger:
             checksum, content = ledger[meta.name]
-            if found.sha256 == checksum or (content and found.content_sha256 == content):
+            if found.sha256 == checksum or (
+                content and not found.problem and found.content_sha256 == content
+            ):
                 skipped.append(meta.name)
-                if content is None:  # loaded before content hashes were kept
+                if content is None and not found.problem:  # loaded before content hashes
                     backfill.append((found.content_sha256, meta.name))
+            elif found.problem:
+                conflicts.append(f"{path}: already loaded; this copy has other bytes and cannot "
+                                 f"be read to its end: {found.problem}")
             else:
                 conflicts.append(
                     f"{path}: already loaded with sha256 {checksum[:12]}… and "
@@ -667,6 +669,9 @@ def plan(
                     + f", this delivery has {found.sha256[:12]}… and content "
                     f"{found.content_sha256[:12]}…"
                 )
+            continue
+        if found.problem:
+            unreadable.append(f"{path}: {found.problem}")
             continue
         original = (by_content.get(found.content_sha256) or seen.get(found.content_sha256)
                     or by_checksum.get(found.sha256))

@@ -8,6 +8,7 @@ changed. Conditions a test cannot create on this machine are skipped with the re
 from __future__ import annotations
 
 import gzip
+import hashlib
 import os
 import shutil
 import subprocess
@@ -145,20 +146,27 @@ def test_a_warehouse_from_before_content_hashes_keeps_working(loaded):
     """Ledgers written before the content hash existed: the column is added, files seen
     again get their hash, and a recompressed copy is then recognised."""
     extracts, db, _ = loaded
+    # the versions before also loaded what they could of a file cut short, as if whole
+    cut = write_extract(extracts, "question_responses", DAY3, [])
+    cut.write_bytes(gzip_bytes(answers(8_001, 3_000))[:4_000])
     con = duckdb.connect(str(db))
     con.execute("alter table raw.ingest_ledger drop column content_sha256")
+    con.execute("insert into raw.ingest_ledger select ?, table_name, interval_start, interval_end, part, "
+                "?, size_bytes, 0, 0, 0, loaded_at from raw.ingest_ledger",
+                [cut.name, hashlib.sha256(cut.read_bytes()).hexdigest()])
     con.close()
     write_extract(extracts, "question_responses", DAY2, answers(5_001, 10, "2024-09-04T10:00:00Z"))
     proc = run_cli("ingest", "--extracts", str(extracts), check=True)
-    assert "ingested 1 new files (10 rows" in proc.stdout and "skipped 1 already loaded" in proc.stdout
+    assert "ingested 1 new files (10 rows" in proc.stdout and "skipped 2 already loaded" in proc.stdout
     assert query(db, "select count(*) from raw.ingest_ledger where content_sha256 is not null") == [(2,)]
+    cut.unlink()
 
     original = sorted((extracts / "question_responses").iterdir())[0]
     copy = original.with_name(original.name.replace("__0000.", "__0001."))
     copy.write_bytes(gzip_bytes(answers(1, 2_000), level=1))
     proc = run_cli("ingest", "--extracts", str(extracts), check=True)
     assert "ingested 0 new files" in proc.stdout
-    assert counts(db) == {"raw": 2_010, "quarantined": 0, "ledger": 2}
+    assert counts(db) == {"raw": 2_010, "quarantined": 0, "ledger": 3}
 
 
 # --------------------------------------------------------------------------------------
