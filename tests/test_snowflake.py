@@ -121,9 +121,7 @@ def test_marts_equal_on_duckdb_and_emulated_snowflake(emulated_snowflake):
             snow_tables = sorted(
                 name.lower()
                 for (name,) in con.cursor().execute(
-                    "select table_name from information_schema.tables where table_schema = 'MARTS' "
-                    "union all "  # the emulator lists views only here
-                    "select table_name from information_schema.views where table_schema = 'MARTS'"
+                    "select table_name from information_schema.tables where table_schema = 'MARTS'"
                 ).fetchall()
             )
             assert snow_tables == duck_tables
