@@ -1,0 +1,405 @@
+"""Published results that are safe to share: complementary suppression, proven by attack
+(issue 11).
+
+An attacker reads every published results mart (topic_results, item_results, topic_trends)
+and the published school -> district mapping (dim_schools), and tries every recovery by
+subtraction, over and over, using what each recovery gives for the next:
+
+- subgroup: a category's values partition the identified respondents of an entity, so the
+  `all` row minus the published values of a category gives the one suppressed value (or
+  the values sum to a suppressed `all` row);
+- level: a district's row is the sum of its schools' rows (same subgroup), so the district
+  minus its published schools gives the one suppressed school (or the schools sum to a
+  suppressed district);
+- item: a topic's favorable and substantive answers are the sums of its items' (same
+  entity and subgroup), so the topic minus its published items gives the one suppressed
+  item (or the items sum to a suppressed topic);
+- topic_trends: a number it shows that topic_results suppresses, and a change whose one
+  side is shown.
+
+The relations are treated as exact, as a conservative attacker would (the `all` row also
+counts anonymous respondents and a district row respondents without a school, but an
+attacker may know or bound those: participation publishes who responded). A relation
+whose total is published and whose suppressed members total fewer than min_reporting_n
+respondents discloses that small group's combined numbers: that counts as an attack that
+succeeds too.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass, field
+from datetime import datetime
+
+import duckdb
+import numpy as np
+import pandas as pd
+import pytest
+
+from conftest import change, dbt_build, run_cli, warehouse_env, write_extract
+
+MIN_N = 10
+CELL_KEY = ["kind", "school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
+            "item_id", "subgroup_category", "subgroup_value"]
+RESULTS_MODELS = ("+topic_results", "+item_results", "+topic_trends", "+participation", "+dim_schools")
+
+
+# --------------------------------------------------------------------------------------
+# The attacker
+
+
+@dataclass
+class Attack:
+    cells: pd.DataFrame  # CELL_KEY, district_id, n, suppressed, known, recovered_by, recovered_round
+    small_sets: pd.DataFrame  # relations whose suppressed members total fewer than min_n
+    trend_leaks: list[str] = field(default_factory=list)
+
+    def recovered(self, kind: str | None = None) -> pd.DataFrame:
+        c = self.cells[self.cells.suppressed & self.cells.known]
+        return c if kind is None else c[c.kind == kind]
+
+    def summary(self) -> str:
+        lines = []
+        for kind in ("topic", "item"):
+            c = self.cells[self.cells.kind == kind]
+            rec = self.recovered(kind)
+            by = rec.recovered_by.value_counts().to_dict()
+            small = self.small_sets[self.small_sets.kind == kind] if len(self.small_sets) else []
+            lines.append(f"{kind}: {len(c)} cells, {int(c.suppressed.sum())} suppressed, "
+                         f"{len(rec)} recovered {by}, {len(small)} relations disclose a group "
+                         f"of fewer than {MIN_N}")
+        lines.append(f"topic_trends: {len(self.trend_leaks)} leaks")
+        return "\n".join(lines)
+
+
+def relations(cells: pd.DataFrame) -> pd.DataFrame:
+    """Every linear relation between cells, as memberships: relation, relation kind, cell
+    (row position in `cells`), whether the cell is the relation's total."""
+    c = cells.reset_index(drop=True).assign(cell=lambda f: np.arange(len(f)))
+    parts = []
+
+    def add(kind: str, totals: pd.DataFrame, children: pd.DataFrame, on: list[str]):
+        children = children[on + ["cell"]]
+        if children.empty:
+            return
+        totals = totals[on + ["cell"]].merge(children[on].drop_duplicates(), on=on)
+        missing = children[on].drop_duplicates().merge(totals[on], on=on, how="left", indicator=True)
+        assert (missing._merge == "both").all(), f"{kind} relation without its total:\n{missing.head()}"
+        members = pd.concat([totals.assign(is_total=True), children.assign(is_total=False)])
+        members["relation"] = kind + ":" + members[on].astype(str).agg("|".join, axis=1)
+        parts.append(members[["relation", "cell", "is_total"]].assign(relation_kind=kind))
+
+    ctx = ["kind", "school_year", "respondent_type", "reporting_level", "entity_id", "topic_id", "item_id"]
+    values = c[c.subgroup_category != "all"]
+    totals = c[c.subgroup_category == "all"]
+    # subgroup: the `all` row is the total of every category of the same entity
+    per_category = values[ctx + ["subgroup_category"]].drop_duplicates()
+    add("subgroup", totals.drop(columns="subgroup_category").merge(per_category, on=ctx), values,
+        ctx + ["subgroup_category"])
+    # level: a district is the total of its schools
+    on = ["kind", "school_year", "respondent_type", "district_id", "topic_id", "item_id",
+          "subgroup_category", "subgroup_value"]
+    add("level", c[c.reporting_level == "district"], c[c.reporting_level == "school"], on)
+    # item: a topic's answers are the total of its items'
+    on = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
+          "subgroup_category", "subgroup_value"]
+    add("item", c[c.kind == "topic"], c[c.kind == "item"], on)
+    return pd.concat(parts, ignore_index=True)
+
+
+def attack(cells: pd.DataFrame, min_n: int = MIN_N) -> Attack:
+    """Recover by subtraction until nothing more comes out. `cells` has CELL_KEY,
+    district_id, n (true respondents) and known (published)."""
+    cells = cells.reset_index(drop=True).copy()
+    members = relations(cells)
+    known = cells.known.to_numpy().copy()
+    by = np.full(len(cells), None, dtype=object)
+    rounds = np.zeros(len(cells), dtype=int)
+    step = 0
+    while True:
+        step += 1
+        unknown = ~known[members.cell.to_numpy()]
+        counts = pd.Series(unknown).groupby(members.relation.to_numpy()).transform("sum").to_numpy()
+        single = members[unknown & (counts == 1)].drop_duplicates("cell")
+        if single.empty:
+            break
+        known[single.cell.to_numpy()] = True
+        by[single.cell.to_numpy()] = single.relation_kind.to_numpy()
+        rounds[single.cell.to_numpy()] = step
+    cells["known"] = known
+    cells["recovered_by"] = by
+    cells["recovered_round"] = rounds
+    cells["suppressed"] = ~cells.published
+
+    # a published (or recovered) total with >= 2 unknown members: their combined numbers
+    # are disclosed; the group behind them must be at least min_n respondents
+    m = members.assign(unknown=~known[members.cell.to_numpy()], n=cells.n.to_numpy()[members.cell.to_numpy()],
+                       kind=cells.kind.to_numpy()[members.cell.to_numpy()])
+    total_known = m[m.is_total & ~m.unknown].relation
+    hidden = m[~m.is_total & m.unknown & m.relation.isin(total_known)]
+    size = hidden.groupby(["relation", "relation_kind"]).agg(
+        members=("cell", "size"), respondents=("n", "sum"), largest=("n", "max"), kind=("kind", "first")
+    ).reset_index()
+    # an item relation discloses pooled answers of its hidden items: the respondents behind
+    # them are at least the largest item's, maybe no more
+    size["group"] = np.where(size.relation_kind == "item", size.largest, size.respondents)
+    small = size[size.group < min_n]
+    return Attack(cells, small)
+
+
+# --------------------------------------------------------------------------------------
+# What the warehouse publishes, and the truth behind it
+
+
+def truth_cells(con) -> pd.DataFrame:
+    """Every results cell with its true respondents, recomputed from the scored responses
+    (intermediate models that hold no suppression), the way the marts define a cell."""
+    frames = []
+    for kind, model, item in (("topic", "int_response_topics_scored", "''"),
+                              ("item", "int_response_items_scored", "r.canonical_item_id")):
+        frames.append(con.execute(f"""
+            with levels as (select 'school' as reporting_level union all select 'district')
+            select '{kind}' as kind, r.school_year, r.respondent_type, l.reporting_level,
+                case when l.reporting_level = 'school' then r.school_id else r.district_id end as entity_id,
+                r.district_id, r.topic_id, {item} as item_id, s.subgroup_category, s.subgroup_value,
+                count(*) as n
+            from intermediate.{model} as r
+            join intermediate.int_respondent_subgroups_assigned as s on r.response_id = s.response_id
+            cross join levels as l
+            where (case when l.reporting_level = 'school' then r.school_id else r.district_id end) is not null
+            group by all""").df())
+    return pd.concat(frames, ignore_index=True)
+
+
+def published_cells(db) -> tuple[pd.DataFrame, pd.DataFrame, pd.DataFrame]:
+    """(cells with `published` and `known`, topic_trends, topic_results) from a built warehouse."""
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        truth = truth_cells(con)
+        topics = con.execute("select * from marts.topic_results").df()
+        items = con.execute("select * from marts.item_results").df()
+        trends = con.execute("select * from marts.topic_trends").df()
+        schools = con.execute("select school_id, district_id from marts.dim_schools").df()
+    finally:
+        con.close()
+    topics = topics.assign(kind="topic", item_id="")
+    items = items.assign(kind="item").rename(columns={"canonical_item_id": "item_id"})
+    marts = pd.concat([topics, items], ignore_index=True)
+    marts["published"] = ~marts.is_suppressed.astype(bool)
+    cells = truth.merge(marts[CELL_KEY + ["published", "respondents"]], on=CELL_KEY, how="outer", indicator=True)
+    assert (cells._merge == "both").all(), f"cells on one side only:\n{cells[cells._merge != 'both'].head()}"
+    # the attacker's school -> district mapping is the published one
+    district_of = dict(zip(schools.school_id, schools.district_id))
+    school_rows = cells.reporting_level == "school"
+    assert (cells[school_rows].entity_id.map(district_of) == cells[school_rows].district_id).all()
+    # a published row shows its true respondents
+    shown = cells[cells.published]
+    assert (shown.respondents == shown.n).all()
+    cells["known"] = cells.published
+    return cells.drop(columns=["_merge", "respondents"]), trends, topics
+
+
+def trend_leaks(trends: pd.DataFrame, topics: pd.DataFrame) -> list[str]:
+    """topic_trends numbers that topic_results suppresses, or a change with a hidden side."""
+    key = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id"]
+    all_rows = topics[topics.subgroup_category == "all"][key + ["is_suppressed"]]
+    t = trends.merge(all_rows, on=key, how="left", suffixes=("", "_results"))
+    prev = all_rows.rename(columns={"school_year": "previous_school_year", "is_suppressed": "previous_results"})
+    t = t.merge(prev, on=["previous_school_year"] + key[1:], how="left")
+    t["previous_results"] = t.previous_results.fillna(True).astype(bool)
+    leaks = []
+    shows = t[["respondents", "topic_mean", "percent_favorable"]].notna().any(axis=1)
+    leaks += [f"{r} shown while suppressed in topic_results" for r in t[shows & t.is_suppressed_results].index]
+    shows_prev = t[["previous_respondents", "previous_topic_mean", "previous_percent_favorable"]].notna().any(axis=1)
+    leaks += [f"{r} previous year shown while suppressed" for r in t[shows_prev & t.previous_results].index]
+    change_shown = t[["percent_favorable_change", "topic_mean_change"]].notna().any(axis=1)
+    either = t.is_suppressed_results.astype(bool) | t.previous_results
+    leaks += [f"{r} change shown with a suppressed side" for r in t[change_shown & either].index]
+    mismatch = t.is_suppressed.astype(bool) != t.is_suppressed_results.astype(bool)
+    leaks += [f"{r} suppressed differently from topic_results" for r in t[mismatch].index]
+    if "suppression_reason" in t.columns:
+        reasons = topics[topics.subgroup_category == "all"][key + ["suppression_reason"]]
+        r = trends[key + ["suppression_reason"]].merge(reasons, on=key, suffixes=("", "_results"))
+        bad = r.suppression_reason.fillna("") != r.suppression_reason_results.fillna("")
+        leaks += [f"{i} reason differs from topic_results" for i in r[bad].index]
+    return leaks
+
+
+def attack_warehouse(db) -> Attack:
+    cells, trends, topics = published_cells(db)
+    result = attack(cells)
+    result.trend_leaks = trend_leaks(trends, topics)
+    return result
+
+
+def assert_safe(result: Attack) -> None:
+    print(result.summary())
+    recovered = result.recovered()
+    assert recovered.empty, (
+        f"{len(recovered)} suppressed cells recovered by subtraction:\n{result.summary()}\n"
+        f"{recovered[CELL_KEY + ['n', 'recovered_by', 'recovered_round']].head(10).to_string()}")
+    assert result.small_sets.empty, (
+        f"{len(result.small_sets)} relations disclose a suppressed group of fewer than {MIN_N}:\n"
+        f"{result.small_sets.head(10).to_string()}")
+    assert not result.trend_leaks, result.trend_leaks[:10]
+
+
+# --------------------------------------------------------------------------------------
+# The attacker finds what it should (so that a silent attacker cannot pass the tests below)
+
+
+def tiny_cells(published: dict[tuple, bool]) -> pd.DataFrame:
+    """One school (s1) of a one-school district (d1): topic cells for all and gender."""
+    sizes = {("school", "s1", "all", "all"): 26, ("school", "s1", "gender", "F"): 12,
+             ("school", "s1", "gender", "M"): 11, ("school", "s1", "gender", "X"): 3}
+    sizes.update({("district", "d1") + k[2:]: n for k, n in sizes.items()})
+    rows = [dict(kind="topic", school_year="2024-25", respondent_type="student", reporting_level=lvl,
+                 entity_id=entity, district_id="d1", topic_id="t", item_id="", subgroup_category=cat,
+                 subgroup_value=val, n=n, published=published.get((lvl, entity, cat, val), n >= MIN_N))
+            for (lvl, entity, cat, val), n in sizes.items()]
+    return pd.DataFrame(rows).assign(known=lambda f: f.published)
+
+
+def test_attacker_recovers_primary_only_suppression():
+    result = attack(tiny_cells({}))
+    # school X = all - F - M; district X likewise (or: the district is its one school)
+    assert sorted(result.recovered().entity_id) == ["d1", "s1"]
+    assert set(result.recovered().recovered_by) == {"subgroup"}
+
+
+def test_attacker_finds_chains_and_small_groups():
+    # X and M hidden at the school, but the district's M and X are published: the level
+    # relation gives the school's M, then the subgroup relation its X
+    hide = {("school", "s1", "gender", "M"): False}
+    result = attack(tiny_cells(hide))
+    assert set(result.recovered().recovered_by) == {"level", "subgroup"}
+    # everything below `all` hidden at both levels, all published: nothing single, but the
+    # subgroup relations of the school and the district disclose F+M+X... which is 26: safe;
+    # hide only M and X everywhere instead: M+X = 14, safe; hide F's and X's: F+X = 15, safe.
+    hide = {(lvl, e, "gender", v): False for lvl, e in (("school", "s1"), ("district", "d1")) for v in "MX"}
+    result = attack(tiny_cells(hide))
+    assert result.recovered().empty and result.small_sets.empty
+    # a district of two small hidden values under a published total discloses their sum
+    cells = tiny_cells(hide)
+    cells.loc[cells.subgroup_value == "M", "n"] = 5
+    result = attack(cells.assign(n=cells.n))
+    assert len(result.small_sets) == 2  # school and district gender relations: 5 + 3 < 10
+
+
+# --------------------------------------------------------------------------------------
+# Generated samples at two scales and seeds
+
+
+def test_no_suppressed_cell_is_recovered_in_the_sample(built_warehouse):
+    result = attack_warehouse(built_warehouse.db)
+    assert int(result.cells.suppressed.sum()) > 1000
+    assert_safe(result)
+
+
+@pytest.fixture(scope="module")
+def second_sample(tmp_path_factory):
+    """Another sample (scale 0.01, seed 11): only the results marts and what they need."""
+    folder = tmp_path_factory.mktemp("second_sample")
+    env = warehouse_env(folder)
+    extracts = folder / "extracts"
+    run_cli("generate", "--out", str(extracts), "--scale", "0.01", "--seed", "11", check=True)
+    run_cli("ingest", "--extracts", str(extracts), "--quiet", env=env, check=True)
+    dbt_build(env, "--select", *RESULTS_MODELS, "--resource-type", "model", "--resource-type", "seed")
+    return folder / "warehouse.duckdb"
+
+
+def test_no_suppressed_cell_is_recovered_in_a_second_sample(second_sample):
+    result = attack_warehouse(second_sample)
+    assert int(result.cells.suppressed.sum()) > 500
+    assert_safe(result)
+
+
+# --------------------------------------------------------------------------------------
+# A hand-built district where exactly one subgroup is below the threshold
+
+DAY = datetime(2024, 9, 3)
+ITEMS = {  # two items of stu_expectations (4 items): a respondent answering both has a topic score
+    "q1": "My teachers expect me to do my best work.",
+    "q2": "My classes make me think hard.",
+}
+# (school, gender): students; everyone else alike (White, grade 9, not EL, no IEP, paid lunch)
+ROSTER = {("s1", "F"): 15, ("s1", "M"): 12, ("s1", "X"): 3,
+          ("s2", "F"): 14, ("s2", "M"): 11, ("s2", "X"): 10}
+
+
+def hand_built_extracts(root) -> None:
+    seq = iter(range(1, 10_000))
+    write_extract(root, "districts", DAY, [change("c", next(seq), district_id="d1", name="North",
+                                                  state="WA", nces_lea_id=None, locale="City")])
+    write_extract(root, "schools", DAY, [
+        change("c", next(seq), school_id=s, district_id="d1", name=f"School {s}", nces_school_id=None,
+               grades_served="9-12", frl_percent=30.0) for s in ("s1", "s2")])
+    write_extract(root, "surveys", DAY, [
+        change("c", next(seq), survey_id="sv1", district_id="d1", title="Student survey",
+               respondent_type="student", school_year="2024-25", opens_on="2024-09-03",
+               closes_on="2024-10-03")])
+    options = [{"value": v, "label": label} for v, label in enumerate(
+        ["Strongly disagree", "Disagree", "Neutral", "Agree", "Strongly agree"], start=1)]
+    write_extract(root, "survey_questions", DAY, [
+        change("c", next(seq), question_id=q, survey_id="sv1", position=i, question_text=text,
+               response_options=options) for i, (q, text) in enumerate(ITEMS.items(), start=1)])
+    students, invitations, responses, answers = [], [], [], []
+    for (school, gender), count in ROSTER.items():
+        for i in range(count):
+            sid = f"{school}-{gender}-{i:02d}"
+            students.append(change(
+                "c", next(seq), student_id=sid, district_id="d1", school_id=school,
+                local_student_id=sid, first_name="A", last_name="B", email=None, birth_date=None,
+                grade_level="9", gender=gender, race="White", hispanic_latino="No",
+                english_learner="EO", iep="No", section_504="No", lunch_status="Paid"))
+            invitations.append(change("c", next(seq), invitation_id=f"i-{sid}", survey_id="sv1",
+                                      school_id=school, student_id=sid))
+            responses.append(change("c", next(seq), response_id=f"r-{sid}", survey_id="sv1",
+                                    school_id=school, student_id=sid, started_at="2024-09-05T10:00:00Z",
+                                    submitted_at="2024-09-05T10:10:00Z"))
+            for q in ITEMS:
+                answers.append(change("c", next(seq), response_id=f"r-{sid}", question_id=q,
+                                      value=1 + (i % 5)))
+    for table, lines in (("students", students), ("survey_invitations", invitations),
+                         ("survey_responses", responses), ("question_responses", answers)):
+        write_extract(root, table, DAY, lines)
+
+
+@pytest.fixture(scope="module")
+def hand_built(tmp_path_factory):
+    folder = tmp_path_factory.mktemp("hand_built")
+    env = warehouse_env(folder)
+    hand_built_extracts(folder / "extracts")
+    run_cli("ingest", "--extracts", str(folder / "extracts"), "--quiet", env=env, check=True)
+    dbt_build(env, "--select", *RESULTS_MODELS, "--resource-type", "model", "--resource-type", "seed")
+    return folder / "warehouse.duckdb"
+
+
+def test_hand_built_case_suppresses_exactly_the_expected_cells(hand_built):
+    """School s1 has 3 nonbinary (X) students: the only cell under 10. The fewest cells that
+    protect it in the school × gender table with district totals are the rectangle
+    s1 X (primary), s1 M (its smallest published sibling), s2 X (the smallest published
+    school of district d1 for X) and s2 M (closing both the school s2 gender relation and
+    the district's M); the same on each item."""
+    con = duckdb.connect(str(hand_built), read_only=True)
+    try:
+        suppressed = {}
+        for mart, item in (("topic_results", "'stu_expectations'"), ("item_results", "canonical_item_id")):
+            rows = con.execute(f"""
+                select {item}, reporting_level, entity_id, subgroup_category, subgroup_value, suppression_reason
+                from marts.{mart} where is_suppressed""").fetchall()
+            suppressed.update({r[:5]: r[5] for r in rows})
+            shown = con.execute(f"select count(*) from marts.{mart} where not is_suppressed").fetchone()[0]
+            assert shown > 0
+    finally:
+        con.close()
+    expected = {}
+    for item in ("stu_expectations", "exp_01", "exp_02"):
+        expected.update({
+            (item, "school", "s1", "gender", "X"): "primary",
+            (item, "school", "s1", "gender", "M"): "complementary_subgroup",
+            (item, "school", "s2", "gender", "X"): "complementary_level",
+            (item, "school", "s2", "gender", "M"): "complementary_subgroup",
+        })
+    assert suppressed == expected
+    assert_safe(attack_warehouse(hand_built))
