@@ -27,124 +27,16 @@ succeeds too.
 
 from __future__ import annotations
 
-import os
-from dataclasses import dataclass, field
 from datetime import datetime
 
 import duckdb
-import numpy as np
 import pandas as pd
 import pytest
 
 from conftest import change, dbt_build, run_cli, warehouse_env, write_extract
+from disclosure import CELL_KEY, MIN_N, Attack, attack, reference_suppression
 
-MIN_N = 10
-CELL_KEY = ["kind", "school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
-            "item_id", "subgroup_category", "subgroup_value"]
 RESULTS_MODELS = ("+topic_results", "+item_results", "+topic_trends", "+participation", "+dim_schools")
-
-
-# --------------------------------------------------------------------------------------
-# The attacker
-
-
-@dataclass
-class Attack:
-    cells: pd.DataFrame  # CELL_KEY, district_id, n, suppressed, known, recovered_by, recovered_round
-    small_sets: pd.DataFrame  # relations whose suppressed members total fewer than min_n
-    trend_leaks: list[str] = field(default_factory=list)
-
-    def recovered(self, kind: str | None = None) -> pd.DataFrame:
-        c = self.cells[self.cells.suppressed & self.cells.known]
-        return c if kind is None else c[c.kind == kind]
-
-    def summary(self) -> str:
-        lines = []
-        for kind in ("topic", "item"):
-            c = self.cells[self.cells.kind == kind]
-            rec = self.recovered(kind)
-            by = rec.recovered_by.value_counts().to_dict()
-            small = self.small_sets[self.small_sets.kind == kind] if len(self.small_sets) else []
-            lines.append(f"{kind}: {len(c)} cells, {int(c.suppressed.sum())} suppressed, "
-                         f"{len(rec)} recovered {by}, {len(small)} relations disclose a group "
-                         f"of fewer than {MIN_N}")
-        lines.append(f"topic_trends: {len(self.trend_leaks)} leaks")
-        return "\n".join(lines)
-
-
-def relations(cells: pd.DataFrame) -> pd.DataFrame:
-    """Every linear relation between cells, as memberships: relation, relation kind, cell
-    (row position in `cells`), whether the cell is the relation's total."""
-    c = cells.reset_index(drop=True).assign(cell=lambda f: np.arange(len(f)))
-    parts = []
-
-    def add(kind: str, totals: pd.DataFrame, children: pd.DataFrame, on: list[str]):
-        children = children[on + ["cell"]]
-        if children.empty:
-            return
-        totals = totals[on + ["cell"]].merge(children[on].drop_duplicates(), on=on)
-        missing = children[on].drop_duplicates().merge(totals[on], on=on, how="left", indicator=True)
-        assert (missing._merge == "both").all(), f"{kind} relation without its total:\n{missing.head()}"
-        members = pd.concat([totals.assign(is_total=True), children.assign(is_total=False)])
-        members["relation"] = kind + ":" + members[on].astype(str).agg("|".join, axis=1)
-        parts.append(members[["relation", "cell", "is_total"]].assign(relation_kind=kind))
-
-    ctx = ["kind", "school_year", "respondent_type", "reporting_level", "entity_id", "topic_id", "item_id"]
-    values = c[c.subgroup_category != "all"]
-    totals = c[c.subgroup_category == "all"]
-    # subgroup: the `all` row is the total of every category of the same entity
-    per_category = values[ctx + ["subgroup_category"]].drop_duplicates()
-    add("subgroup", totals.drop(columns="subgroup_category").merge(per_category, on=ctx), values,
-        ctx + ["subgroup_category"])
-    # level: a district is the total of its schools
-    on = ["kind", "school_year", "respondent_type", "district_id", "topic_id", "item_id",
-          "subgroup_category", "subgroup_value"]
-    add("level", c[c.reporting_level == "district"], c[c.reporting_level == "school"], on)
-    # item: a topic's answers are the total of its items'
-    on = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
-          "subgroup_category", "subgroup_value"]
-    add("item", c[c.kind == "topic"], c[c.kind == "item"], on)
-    return pd.concat(parts, ignore_index=True)
-
-
-def attack(cells: pd.DataFrame, min_n: int = MIN_N) -> Attack:
-    """Recover by subtraction until nothing more comes out. `cells` has CELL_KEY,
-    district_id, n (true respondents) and known (published)."""
-    cells = cells.reset_index(drop=True).copy()
-    members = relations(cells)
-    known = cells.known.to_numpy().copy()
-    by = np.full(len(cells), None, dtype=object)
-    rounds = np.zeros(len(cells), dtype=int)
-    step = 0
-    while True:
-        step += 1
-        unknown = ~known[members.cell.to_numpy()]
-        counts = pd.Series(unknown).groupby(members.relation.to_numpy()).transform("sum").to_numpy()
-        single = members[unknown & (counts == 1)].drop_duplicates("cell")
-        if single.empty:
-            break
-        known[single.cell.to_numpy()] = True
-        by[single.cell.to_numpy()] = single.relation_kind.to_numpy()
-        rounds[single.cell.to_numpy()] = step
-    cells["known"] = known
-    cells["recovered_by"] = by
-    cells["recovered_round"] = rounds
-    cells["suppressed"] = ~cells.published
-
-    # a published (or recovered) total with >= 2 unknown members: their combined numbers
-    # are disclosed; the group behind them must be at least min_n respondents
-    m = members.assign(unknown=~known[members.cell.to_numpy()], n=cells.n.to_numpy()[members.cell.to_numpy()],
-                       kind=cells.kind.to_numpy()[members.cell.to_numpy()])
-    total_known = m[m.is_total & ~m.unknown].relation
-    hidden = m[~m.is_total & m.unknown & m.relation.isin(total_known)]
-    size = hidden.groupby(["relation", "relation_kind"]).agg(
-        members=("cell", "size"), respondents=("n", "sum"), largest=("n", "max"), kind=("kind", "first")
-    ).reset_index()
-    # an item relation discloses pooled answers of its hidden items: the respondents behind
-    # them are at least the largest item's, maybe no more
-    size["group"] = np.where(size.relation_kind == "item", size.largest, size.respondents)
-    small = size[size.group < min_n]
-    return Attack(cells, small)
 
 
 # --------------------------------------------------------------------------------------
@@ -391,6 +283,7 @@ def test_hand_built_case_suppresses_exactly_the_expected_cells(hand_built):
             suppressed.update({r[:5]: r[5] for r in rows})
             shown = con.execute(f"select count(*) from marts.{mart} where not is_suppressed").fetchone()[0]
             assert shown > 0
+        reference = reference_suppression(truth_cells(con))
     finally:
         con.close()
     expected = {}
@@ -402,4 +295,8 @@ def test_hand_built_case_suppresses_exactly_the_expected_cells(hand_built):
             (item, "school", "s2", "gender", "M"): "complementary_subgroup",
         })
     assert suppressed == expected
+    # the pandas implementation of the rule agrees
+    reference = reference[reference.is_suppressed]
+    assert {(r.topic_id if r.kind == "topic" else r.item_id, r.reporting_level, r.entity_id, r.subgroup_category,
+             r.subgroup_value): r.suppression_reason for r in reference.itertuples()} == expected
     assert_safe(attack_warehouse(hand_built))
