@@ -300,3 +300,35 @@ def test_hand_built_case_suppresses_exactly_the_expected_cells(hand_built):
     assert {(r.topic_id if r.kind == "topic" else r.item_id, r.reporting_level, r.entity_id, r.subgroup_category,
              r.subgroup_value): r.suppression_reason for r in reference.itertuples()} == expected
     assert_safe(attack_warehouse(hand_built))
+
+
+# --------------------------------------------------------------------------------------
+# The run report shows what protection costs
+
+
+def test_report_shows_suppression_shares(built_warehouse):
+    import json
+    from pathlib import Path
+
+    from orchestrate import checks, report
+
+    manifest = json.loads((Path(built_warehouse.env["DBT_TARGET_PATH"]) / "manifest.json").read_text())
+    warehouse = checks.DuckDBWarehouse(duckdb.connect(str(built_warehouse.db), read_only=True))
+    try:
+        shares = {m["mart"]: m for m in checks.suppression_shares(warehouse, checks.Relations(manifest))}
+    finally:
+        warehouse.close()
+    assert set(shares) == {"topic_results", "item_results", "topic_trends", "participation"}
+    for mart in ("topic_results", "item_results", "topic_trends"):
+        frame = built_warehouse.df(f"select is_suppressed, suppression_reason from marts.{mart}")
+        m = shares[mart]
+        assert m["cells"] == len(frame)
+        assert m["published"] == (~frame.is_suppressed).sum()
+        assert m["primary"] == (frame.suppression_reason == "primary").sum()
+        assert m["complementary"] == frame.suppression_reason.str.startswith("complementary").sum()
+        assert abs(m["published_share"] + m["primary_share"] + m["complementary_share"] - 1) < 1e-12
+    assert shares["topic_results"]["complementary"] > 0
+    assert shares["participation"]["published"] == shares["participation"]["cells"] > 0
+    html = report._suppression(list(shares.values()))
+    assert "Suppression of small groups" in html and "topic_results" in html
+    assert f"{100 * shares['item_results']['complementary_share']:.1f}%" in html
