@@ -18,6 +18,9 @@
   Every number of a cell is additive or derived from additive ones (percent favorable =
   favorable / substantive; mean = sum / scored respondents), and a suppressed cell hides
   them all, so one relation per cell set protects every number.
+
+  A relation is named by its total and its kind: relation_id = 10 * the total's cell_id
+  + 1..6 (subgroup, by category), 7 (level) or 8 (item); only relations with parts exist.
 -#}
 with
 
@@ -27,196 +30,93 @@ cells as (
 
 subgroup_parts as (
     select
+        10 * totals.cell_id + case parts.subgroup_category
+            when 'gender' then 1
+            when 'race_ethnicity' then 2
+            when 'grade_level' then 3
+            when 'english_learner' then 4
+            when 'iep' then 5
+            when 'econ_disadvantaged' then 6
+        end as relation_id,
         'subgroup' as relation_kind,
-        result_kind,
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category,
-        '' as subgroup_value,
-        cell_id,
-        false as is_total,
-        respondents
-    from cells
-    where subgroup_category <> 'all'
-),
-
-subgroup_categories as (
-    select distinct
-        result_kind,
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category
-    from subgroup_parts
-),
-
-subgroup_totals as (
-    select
-        'subgroup' as relation_kind,
-        cells.result_kind,
-        cells.school_year,
-        cells.respondent_type,
-        cells.reporting_level,
-        cells.entity_id,
-        cells.topic_id,
-        cells.canonical_item_id,
-        subgroup_categories.subgroup_category,
-        '' as subgroup_value,
-        cells.cell_id,
-        true as is_total,
-        cells.respondents
-    from cells
-    inner join subgroup_categories
-        on cells.result_kind = subgroup_categories.result_kind
-        and cells.school_year = subgroup_categories.school_year
-        and cells.respondent_type = subgroup_categories.respondent_type
-        and cells.reporting_level = subgroup_categories.reporting_level
-        and cells.entity_id = subgroup_categories.entity_id
-        and cells.topic_id = subgroup_categories.topic_id
-        and cells.canonical_item_id = subgroup_categories.canonical_item_id
-    where cells.subgroup_category = 'all'
+        parts.cell_id,
+        totals.cell_id as total_cell_id,
+        totals.respondents as total_respondents,
+        parts.respondents
+    from cells as parts
+    inner join cells as totals
+        on parts.result_kind = totals.result_kind
+        and parts.school_year = totals.school_year
+        and parts.respondent_type = totals.respondent_type
+        and parts.reporting_level = totals.reporting_level
+        and parts.entity_id = totals.entity_id
+        and parts.topic_id = totals.topic_id
+        and parts.canonical_item_id = totals.canonical_item_id
+    where
+        parts.subgroup_category <> 'all'
+        and totals.subgroup_category = 'all'
 ),
 
 level_parts as (
     select
+        10 * totals.cell_id + 7 as relation_id,
         'level' as relation_kind,
-        result_kind,
-        school_year,
-        respondent_type,
-        'district' as reporting_level,
-        district_id as entity_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category,
-        subgroup_value,
-        cell_id,
-        false as is_total,
-        respondents
-    from cells
-    where reporting_level = 'school'
-),
-
-level_totals as (
-    select
-        'level' as relation_kind,
-        result_kind,
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category,
-        subgroup_value,
-        cell_id,
-        true as is_total,
-        respondents
-    from cells
-    where reporting_level = 'district'
+        parts.cell_id,
+        totals.cell_id as total_cell_id,
+        totals.respondents as total_respondents,
+        parts.respondents
+    from cells as parts
+    inner join cells as totals
+        on parts.result_kind = totals.result_kind
+        and parts.school_year = totals.school_year
+        and parts.respondent_type = totals.respondent_type
+        and parts.district_id = totals.entity_id
+        and parts.topic_id = totals.topic_id
+        and parts.canonical_item_id = totals.canonical_item_id
+        and parts.subgroup_category = totals.subgroup_category
+        and parts.subgroup_value = totals.subgroup_value
+    where
+        parts.reporting_level = 'school'
+        and totals.reporting_level = 'district'
 ),
 
 item_parts as (
     select
+        10 * totals.cell_id + 8 as relation_id,
         'item' as relation_kind,
-        'topic' as result_kind,
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        '' as canonical_item_id,
-        subgroup_category,
-        subgroup_value,
-        cell_id,
-        false as is_total,
-        respondents
-    from cells
-    where result_kind = 'item'
+        parts.cell_id,
+        totals.cell_id as total_cell_id,
+        totals.respondents as total_respondents,
+        parts.respondents
+    from cells as parts
+    inner join cells as totals
+        on parts.school_year = totals.school_year
+        and parts.respondent_type = totals.respondent_type
+        and parts.reporting_level = totals.reporting_level
+        and parts.entity_id = totals.entity_id
+        and parts.topic_id = totals.topic_id
+        and parts.subgroup_category = totals.subgroup_category
+        and parts.subgroup_value = totals.subgroup_value
+    where
+        parts.result_kind = 'item'
+        and totals.result_kind = 'topic'
 ),
 
-item_totals as (
-    select
-        'item' as relation_kind,
-        result_kind,
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category,
-        subgroup_value,
-        cell_id,
-        true as is_total,
-        respondents
-    from cells
-    where result_kind = 'topic'
-),
-
-members as (
+parts as (
     select * from subgroup_parts
-    union all
-    select * from subgroup_totals
     union all
     select * from level_parts
     union all
-    select * from level_totals
-    union all
     select * from item_parts
-    union all
-    select * from item_totals
 ),
 
-numbered as (
-    select
-        *,
-        dense_rank() over (
-            order by
-                relation_kind,
-                result_kind,
-                school_year,
-                respondent_type,
-                reporting_level,
-                entity_id,
-                topic_id,
-                canonical_item_id,
-                subgroup_category,
-                subgroup_value
-        ) as relation_id,
-        sum(case when is_total then 0 else 1 end) over (
-            partition by
-                relation_kind,
-                result_kind,
-                school_year,
-                respondent_type,
-                reporting_level,
-                entity_id,
-                topic_id,
-                canonical_item_id,
-                subgroup_category,
-                subgroup_value
-        ) as parts,
-        sum(case when is_total then 1 else 0 end) over (
-            partition by
-                relation_kind,
-                result_kind,
-                school_year,
-                respondent_type,
-                reporting_level,
-                entity_id,
-                topic_id,
-                canonical_item_id,
-                subgroup_category,
-                subgroup_value
-        ) as totals
-    from members
+totals as (
+    select distinct
+        relation_id,
+        relation_kind,
+        total_cell_id as cell_id,
+        total_respondents as respondents
+    from parts
 ),
 
 final as (
@@ -224,10 +124,17 @@ final as (
         relation_id,
         relation_kind,
         cell_id,
-        is_total,
+        false as is_total,
         respondents
-    from numbered
-    where parts > 0 and totals = 1
+    from parts
+    union all
+    select
+        relation_id,
+        relation_kind,
+        cell_id,
+        true as is_total,
+        respondents
+    from totals
 )
 
 select * from final
