@@ -56,6 +56,7 @@ text-align:left;vertical-align:top} th{background:#f4f4f4} td.num{text-align:rig
 code,pre{font:12px ui-monospace,monospace;background:#f6f6f6} pre{padding:6px;overflow:auto}
 details{margin:.3em 0} .muted{color:#666}
 .bars{display:flex;width:300px;height:12px;background:#eee} .bar{display:block;height:12px}
+.bar.swatch{display:inline-block;width:10px;height:10px} td.num{white-space:nowrap}
 .bar.published{background:#176f2c}.bar.primary{background:#b00020}.bar.complementary{background:#e08a00}
 """
 
@@ -208,7 +209,8 @@ def _suppression(marts: list[dict] | None) -> str:
                      f"{pct['primary']:.1f}% ({_num(m['primary'])})",
                      f"{pct['complementary']:.1f}% ({_num(m['complementary'])})",
                      f"<div class='bars'>{bar}</div><span class='muted'>{reasons}</span>"])
-    out.append(_table(["mart", "cells", "published", "primary", "complementary", ""], rows, num=[1, 2, 3, 4]))
+    heads = [f"<span class='bar {k} swatch'></span> {k}" for k in ("published", "primary", "complementary")]
+    out.append(_table(["mart", "cells", *heads, ""], rows, num=[1, 2, 3, 4]))
     return "\n".join(out)
 
 
