@@ -181,3 +181,36 @@ def reference_suppression(cells: pd.DataFrame, min_n: int = MIN_N, max_passes: i
     cells["suppression_reason"] = [REASONS.get(r) for r in reason]
     cells["suppressed_in_pass"] = np.where(in_pass >= 0, in_pass, np.nan)
     return cells
+
+
+def solve_attack(cells: pd.DataFrame) -> pd.DataFrame:
+    """The suppressed cells an attacker could determine by solving all the relations at
+    once (linear algebra), not only one subtraction at a time: a suppressed cell is
+    determined when no solution of the relations' homogeneous system (published cells at
+    zero) moves it, i.e. its coordinate vanishes on the null space. `cells` has a
+    `published` column; returns the determined suppressed cells."""
+    from scipy.sparse import csr_matrix
+    from scipy.sparse.csgraph import connected_components
+
+    cells = cells.reset_index(drop=True)
+    hidden = ~cells.published.to_numpy()
+    column = np.full(len(cells), -1)
+    column[hidden] = np.arange(hidden.sum())
+    members = relations(cells)
+    members = members[hidden[members.cell.to_numpy()]]
+    row = pd.factorize(members.relation)[0]
+    matrix = csr_matrix((np.where(members.is_total, 1.0, -1.0), (row, column[members.cell.to_numpy()])),
+                        shape=(row.max() + 1 if len(row) else 0, hidden.sum()))
+    _, component = connected_components((matrix.T @ matrix) != 0, directed=False)
+    determined = []
+    for label in np.unique(component):
+        columns = np.where(component == label)[0]
+        block = matrix[:, columns]
+        block = block[np.unique(block.nonzero()[0])].toarray()
+        if block.size == 0:
+            continue
+        _, singular, vt = np.linalg.svd(block, full_matrices=True)
+        null_space = vt[int((singular > 1e-9).sum()):].T
+        fixed = np.all(np.abs(null_space) < 1e-9, axis=1) if null_space.size else np.ones(len(columns), bool)
+        determined.extend(columns[fixed])
+    return cells[hidden].iloc[sorted(determined)]
