@@ -3,10 +3,11 @@
   pass after pass; the test assert_result_suppression_is_a_fixpoint runs it once more
   on what the marts publish.
 
-  suppression_checks(members, name) defines the CTE <name>_violations from `members`, one
-  row per relation and member cell (relation_id, relation_kind, cell_id, is_total,
-  respondents, is_suppressed): one row per violated relation, with the cell to suppress
-  next (chosen_cell_id). A relation is violated when it gives a suppressed cell, or a
+  suppression_checks(members, name) defines two CTEs from `members`, one row per relation
+  and member cell (relation_id, relation_kind, cell_id, is_total, respondents,
+  is_suppressed): <name>_relations, one row per relation with its counts, and
+  <name>_violations, one row per violated relation with the cell to suppress next
+  (chosen_cell_id). A relation is violated when it gives a suppressed cell, or a
   group too small, back:
   - exactly one of its members is suppressed (the total minus the published parts, or
     the sum of the parts, is that cell); or
