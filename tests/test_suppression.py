@@ -98,7 +98,7 @@ def trend_leaks(trends: pd.DataFrame, topics: pd.DataFrame) -> list[str]:
     t = trends.merge(all_rows, on=key, how="left", suffixes=("", "_results"))
     prev = all_rows.rename(columns={"school_year": "previous_school_year", "is_suppressed": "previous_results"})
     t = t.merge(prev, on=["previous_school_year"] + key[1:], how="left")
-    t["previous_results"] = t.previous_results.fillna(True).astype(bool)
+    t["previous_results"] = t.previous_results.astype("boolean").fillna(True).astype(bool)
     leaks = []
     shows = t[["respondents", "topic_mean", "percent_favorable"]].notna().any(axis=1)
     leaks += [f"{r} shown while suppressed in topic_results" for r in t[shows & t.is_suppressed_results].index]
