@@ -29,9 +29,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrate.errors import UserError
+from orchestrate.status import worst
+from orchestrate.warehouse import orchestrate_schema_name
 
 SUITES_DIR = Path(__file__).resolve().parent / "expectations"
-ORCHESTRATE_SCHEMA = "orchestrate"
 
 # The previous run's topic results, kept to measure shifts (orchestrate schema, not marts).
 SNAPSHOTS = {"topic_results_previous": "topic_results"}
@@ -138,7 +139,7 @@ def _gx_context():
 class Relations:
     PLACEHOLDER = re.compile(r"\{\{\s*(ref|source|orchestrate)\(([^)]*)\)\s*\}\}")
 
-    def __init__(self, manifest: dict, orchestrate_schema: str = ORCHESTRATE_SCHEMA):
+    def __init__(self, manifest: dict, orchestrate_schema: str | None = None):
         self.models: dict[str, str] = {}
         self.grants: dict[str, dict] = {}  # model -> its grants config, as dbt applies it
         self.sources: dict[tuple[str, str], str] = {}
@@ -150,7 +151,7 @@ class Relations:
                 self.grants[node["name"]] = (node.get("config") or {}).get("grants") or {}
         for src in manifest.get("sources", {}).values():
             self.sources[(src["source_name"], src["name"])] = src["relation_name"]
-        self.orchestrate_schema = orchestrate_schema
+        self.orchestrate_schema = orchestrate_schema or orchestrate_schema_name()
 
     def ref(self, name: str) -> str:
         if name not in self.models:
@@ -177,146 +178,23 @@ class Relations:
 
 
 # --------------------------------------------------------------------------------------
-# Warehouses
+# Validating a suite's rows on a warehouse (orchestrate/warehouse.py's connections)
 
 
-class DuckDBWarehouse:
-    """The DuckDB file; expectations validate pandas DataFrames."""
-
-    kind = "duckdb"
-
-    def __init__(self, con):
-        self.con = con
-
-    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
-        return self.con.execute(sql, params or []).fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        return self.con.execute(sql, params or []).fetchone()[0]
-
-    def execute(self, sql: str, params: list | None = None) -> None:
-        self.con.execute(sql, params or [])
-
-    def df(self, sql: str):
-        return self.con.execute(sql).df()
-
-    def exists(self, relation: str) -> bool:
-        import duckdb
-
-        try:
-            self.con.execute(f"select 1 from {relation} where 1 = 0")
-            return True
-        except duckdb.CatalogException:
-            return False
-
-    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
+def _validate(warehouse, context, suite, gx_suite, sql: str, result_format: dict):
+    """DuckDB: the rows as a pandas DataFrame (gx's SQLAlchemy path through duckdb-engine
+    is broken upstream); Snowflake: a SQL query asset."""
+    if warehouse.kind == "snowflake":
+        datasource = context.data_sources.add_or_update_snowflake(
+            name="warehouse", connection_string=warehouse.connection_details())
+        asset = datasource.add_query_asset(name=suite.name, query=sql)
+        batch = asset.add_batch_definition_whole_table("all").get_batch()
+    else:
         datasource = context.data_sources.add_or_update_pandas("warehouse")
         asset = datasource.add_dataframe_asset(name=suite.name)
         batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": self.df(sql)}
-        )
-        return batch.validate(gx_suite, result_format=result_format)
-
-    def close(self) -> None:
-        self.con.close()
-
-
-class SnowflakeWarehouse:
-    """Snowflake, with the settings profiles.yml reads; expectations run as SQL there.
-
-    Not exercised by the test suite (no Snowflake here); keep it importable."""
-
-    kind = "snowflake"
-
-    def __init__(self):
-        import snowflake.connector
-
-        names = ("account", "user", "role", "warehouse", "database")
-        missing = [f"SNOWFLAKE_{n.upper()}" for n in names if not os.environ.get(f"SNOWFLAKE_{n.upper()}")]
-        if missing:
-            raise UserError(f"set {', '.join(missing)} to check the Snowflake warehouse "
-                            "(the same variables profiles.yml reads)")
-        self.settings = {n: os.environ[f"SNOWFLAKE_{n.upper()}"] for n in names}
-        if os.environ.get("SNOWFLAKE_HOST"):  # the ci_snowflake target's emulator
-            self.settings.update(host=os.environ["SNOWFLAKE_HOST"],
-                                 port=int(os.environ.get("SNOWFLAKE_PORT", "443")),
-                                 protocol=os.environ.get("SNOWFLAKE_PROTOCOL", "https"))
-        auth: dict[str, Any] = {}
-        if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
-            auth["private_key_file"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
-            if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
-                auth["private_key_file_pwd"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
-        else:
-            auth["password"] = os.environ.get("SNOWFLAKE_PASSWORD", "")
-        self.auth = auth
-        self.con = snowflake.connector.connect(**self.settings, **auth)
-
-    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
-        with self.con.cursor() as cur:
-            cur.execute(sql, params or None)
-            return cur.fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        return self.rows(sql, params)[0][0]
-
-    def execute(self, sql: str, params: list | None = None) -> None:
-        with self.con.cursor() as cur:
-            cur.execute(sql, params or None)
-
-    def df(self, sql: str):
-        with self.con.cursor() as cur:
-            cur.execute(sql)
-            frame = cur.fetch_pandas_all()
-        frame.columns = [c.lower() for c in frame.columns]
-        return frame
-
-    def exists(self, relation: str) -> bool:
-        try:
-            self.execute(f"select 1 from {relation} where 1 = 0")
-            return True
-        except Exception:  # snowflake.connector.errors.ProgrammingError: does not exist
-            return False
-
-    def _connection_details(self) -> dict:
-        details: dict[str, Any] = {
-            "account": self.settings["account"],
-            "user": self.settings["user"],
-            "role": self.settings["role"],
-            "warehouse": self.settings["warehouse"],
-            "database": self.settings["database"],
-            "schema": os.environ.get("SNOWFLAKE_SCHEMA", "marts"),
-        }
-        if "private_key_file" in self.auth:
-            from cryptography.hazmat.primitives import serialization
-
-            key = serialization.load_pem_private_key(
-                Path(self.auth["private_key_file"]).read_bytes(),
-                password=(self.auth.get("private_key_file_pwd") or "").encode() or None,
-            )
-            details["private_key"] = key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        else:
-            details["password"] = self.auth["password"]
-        return details
-
-    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
-        datasource = context.data_sources.add_or_update_snowflake(
-            name="warehouse", connection_string=self._connection_details()
-        )
-        asset = datasource.add_query_asset(name=suite.name, query=sql)
-        batch = asset.add_batch_definition_whole_table("all").get_batch()
-        return batch.validate(gx_suite, result_format=result_format)
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def orchestrate_schema_name() -> str:
-    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "").strip()
-    return f"{prefix}_{ORCHESTRATE_SCHEMA}" if prefix else ORCHESTRATE_SCHEMA
+            batch_parameters={"dataframe": warehouse.df(sql)})
+    return batch.validate(gx_suite, result_format=result_format)
 
 
 # --------------------------------------------------------------------------------------
@@ -358,7 +236,7 @@ def run_expectations(
             "partial_unexpected_count": 10,
         }
         try:
-            validation = warehouse.validate(context, suite, gx_suite, sql, result_format)
+            validation = _validate(warehouse, context, suite, gx_suite, sql, result_format)
         except Exception as exc:  # a broken query: the suite errs, the others still run
             entry.update(status="error", note=f"{type(exc).__name__}: {exc}")
             continue
@@ -367,13 +245,34 @@ def run_expectations(
         for result in sorted(validation.results, key=lambda r: position[r.expectation_config.id]):
             configured = suite.expectations[position[result.expectation_config.id]]
             entry["results"].append(_expectation_result(configured, result))
-        if any(r["outcome"] == "error" for r in entry["results"]):
-            entry["status"] = "error"
-        elif any(r["outcome"] == "failed" for r in entry["results"]):
-            entry["status"] = "failed"
-        elif any(r["outcome"] == "warning" for r in entry["results"]):
-            entry["status"] = "warning"
+        entry["status"] = worst(r["outcome"] for r in entry["results"] if r["outcome"] != "info")
     return out
+
+
+def summarize_expectations(suites: list[dict]) -> tuple[str, str]:
+    """The checks step's (status, summary): the worst outcome wins; a suite that could not
+    run is an error."""
+    counts: dict[str, int] = {}
+    for suite in suites:
+        for r in suite["results"]:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    skipped = [s["suite"] for s in suites if s["status"] == "skipped"]
+    erred = [s["suite"] for s in suites if s["status"] == "error" and not s["results"]]
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    if skipped:
+        parts.append(f"{len(skipped)} suites skipped")
+    summary = f"{len(suites)} suites: " + ", ".join(parts)
+    status = worst([k for k in counts if k != "info"] + (["error"] if erred else []))
+    return status, summary
+
+
+def describe(result: dict) -> str:
+    """An expectation's result in one line."""
+    kwargs = {k: v for k, v in result["kwargs"].items() if k != "batch_id"}
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    count = result.get("unexpected_count")
+    tail = f": {count} unexpected rows" if count else ""
+    return f"{result['expectation']}({args}){tail}"
 
 
 def _expectation_result(configured: dict, result) -> dict:
@@ -416,8 +315,7 @@ def save_snapshots(warehouse, relations: Relations, run_id: str) -> list[str]:
         warehouse.execute(f"create schema if not exists {relations.orchestrate_schema}")
         warehouse.execute(
             f"create or replace table {relations.orchestrate(snapshot)} as "
-            f"select '{run_id}' as snapshot_run_id, * from {source}"
-        )
+            f"select cast(? as varchar) as snapshot_run_id, * from {source}", [run_id])
         saved.append(relations.orchestrate(snapshot))
     return saved
 
@@ -546,9 +444,8 @@ def reconcile(warehouse, relations: Relations) -> dict:
             f"{answers['extra']} rows of {fact} are deleted or unknown answers",
         ))
 
-    failed = [c for c in checks if c["status"] == "failed"]
     return {
-        "status": "failed" if failed else "passed",
+        "status": worst(c["status"] for c in checks if c["status"] != "skipped"),
         "totals": {"lines": lines, "rows_loaded": loaded, "lines_quarantined": quarantined},
         "tables": tables,
         "checks": checks,
@@ -585,6 +482,38 @@ def _answers_against_fact(warehouse, relations: Relations) -> dict:
         "on f.response_id = s.response_id and f.question_id = s.question_id"
     )[0]
     return {"fact": fact, "staged": staged, "current": current, "missing": missing, "extra": extra}
+
+
+def summarize_reconciliation(rec: dict) -> str:
+    if rec["status"] == "skipped":
+        return rec.get("note", "")
+    failed = [c for c in rec["checks"] if c["status"] == "failed"]
+    return f"{len(rec['checks']) - len(failed)} of {len(rec['checks'])} checks passed"
+
+
+def reconciliation_lines(rec: dict) -> list[str]:
+    """Totals raw -> staging -> marts, one line per table, as printed and reported."""
+    if rec["status"] == "skipped":
+        return [f"reconciliation: {rec.get('note', 'skipped')}"]
+    lines = ["reconciliation: lines in files -> loaded (+ quarantined) -> raw changes -> "
+             "current rows (staging) -> mart rows"]
+    for t in rec["tables"]:
+        mart = f"{t['mart']} {_n(t['mart_rows'])}" if t["mart"] else "no row-level mart"
+        lines.append(
+            f"  {t['table']:<20} {_n(t['lines']):>9} -> {_n(t['rows_loaded']):>9} "
+            f"(+{_n(t['lines_quarantined'])}) -> {_n(t['raw_rows']):>9} -> "
+            f"{_n(t['current_rows']):>9} -> {mart}"
+            + (f" ({_n(t['not_current'])} more in staging are not current: their response or "
+               "question was deleted)" if t.get("not_current") else "")
+        )
+    for c in rec["checks"]:
+        mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[c["status"]]
+        lines.append(f"  [{mark}] {c['check']}" + (f": {c['detail']}" if c["status"] != "passed" else ""))
+    return lines
+
+
+def _n(value) -> str:
+    return "—" if value is None else f"{value:,}"
 
 
 def _check(name: str, passed: bool, detail: str) -> dict:

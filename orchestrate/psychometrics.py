@@ -95,11 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrate import run
+    from orchestrate import dbt
+    from orchestrate.warehouse import open_warehouse
 
-    target_type = run.adapter_type(args.target)
     relations = load_relations(args.target)
-    warehouse = run.open_warehouse(target_type)
+    warehouse = open_warehouse(dbt.adapter_type(args.target))
     try:
         summary = compute_and_write(warehouse, relations, min_group_n=args.min_group_n)
     finally:
@@ -120,7 +120,7 @@ def load_relations(target: str | None = None):
     except FileNotFoundError:
         raise UserError(f"no dbt manifest in {path.parent}: the warehouse has not been built "
                         "with this target folder. Run `python -m orchestrate run` first.") from None
-    return checks.Relations(manifest, checks.orchestrate_schema_name())
+    return checks.Relations(manifest)
 
 
 def project_vars() -> dict:

@@ -52,11 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrate import psychometrics, run
+    from orchestrate import dbt, psychometrics
+    from orchestrate.warehouse import open_warehouse
 
     relations = psychometrics.load_relations(args.target)
     out_dir = (args.out or Path(os.environ.get("ORCHESTRATE_REPORTS_DIR", PROJECT_DIR / "reports")) / "research").resolve()
-    warehouse = run.open_warehouse(run.adapter_type(args.target))
+    warehouse = open_warehouse(dbt.adapter_type(args.target))
     try:
         reader = Reader(warehouse, relations)
         years = [y for (y,) in warehouse.rows(f"select distinct school_year from {reader.names['topic_psychometrics']} order by 1")]

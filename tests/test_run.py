@@ -413,17 +413,65 @@ def test_loading_day_by_day_with_a_run_after_each_gives_the_same_marts(reference
     assert marts(w.db, exclude=load_times) == single
 
 
-def test_the_project_fingerprint_follows_files_and_the_environment_they_read(monkeypatch):
-    from orchestrate.run import project_fingerprint
+def test_the_environment_fingerprint_follows_what_state_modified_cannot_see(monkeypatch):
+    """dbt's state:modified sees files, not the environment variables a macro reads when it
+    runs: a new STUDENT_KEY_SALT changes every student key, so it must force a full build."""
+    from orchestrate.scope import environment_fingerprint
 
     monkeypatch.setenv("STUDENT_KEY_SALT", "one")
-    first = project_fingerprint()
-    assert project_fingerprint() == first
+    first = environment_fingerprint()
+    assert environment_fingerprint() == first
     monkeypatch.setenv("STUDENT_KEY_SALT", "two")  # read by a macro: the keys change
-    assert project_fingerprint() != first
+    assert environment_fingerprint() != first
     monkeypatch.setenv("STUDENT_KEY_SALT", "one")
     monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "x")
-    assert project_fingerprint() == first
+    assert environment_fingerprint() == first
+
+
+def project_copy(folder: Path) -> Path:
+    """The dbt project's files (not the orchestrator, data or artifacts) in a folder."""
+    for name in ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros", "snapshots", "tests/dbt"):
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(reference, tmp_path):
+    """state:modified+ against the last passing build: a comment-only edit of one model
+    rebuilds that model and what depends on it, nothing else (issue 13)."""
+    w = copy_of(reference, tmp_path / "comment")
+    shutil.copytree(reference.folder / "target" / "production-state", w.folder / "target" / "production-state")
+    project = project_copy(tmp_path / "project")
+    model = project / "models" / "intermediate" / "results" / "int_topic_results_aggregated.sql"
+    text = model.read_text()
+    assert "\nwith\n" in text
+    model.write_text(text.replace("\nwith\n", "\nwith\n-- a comment, nothing else\n", 1))
+
+    proc = run_cli("run", env={**w.env, "ORCHESTRATE_PROJECT_DIR": str(project)})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    report = w.latest_report()
+    assert "int_topic_results_aggregated" in report["build_scope"], report["build_scope"]
+    assert "state:modified+" in report["dbt"]["command"]
+
+    manifest = json.loads((w.folder / "target" / "manifest.json").read_text())
+    [edited] = [uid for uid, n in manifest["nodes"].items() if n["name"] == "int_topic_results_aggregated"]
+    downstream, todo = set(), [edited]
+    while todo:  # the model and everything that depends on it, from dbt's child map
+        for child in manifest["child_map"][todo.pop()]:
+            if child not in downstream:
+                downstream.add(child)
+                todo.append(child)
+    built = {r["unique_id"] for r in report["dbt"]["results"]}
+    models = {uid for uid in built if uid.startswith("model.")}
+    assert models == {edited} | {uid for uid in downstream if uid.startswith("model.")}
+    assert built <= {edited} | downstream | {uid for uid, n in manifest["unit_tests"].items()
+                                             if n["model"] in {manifest["nodes"][m]["name"] for m in models}}
+    assert len(models) < len([n for n in manifest["nodes"].values() if n["resource_type"] == "model"]) / 3
+    assert {"topic_results", "benchmarks"} <= {manifest["nodes"][uid]["name"] for uid in models}
 
 
 def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path):
