@@ -312,6 +312,32 @@ def _expectation_result(configured: dict, result) -> dict:
     }
 
 
+def topic_results_against_previous(warehouse, relations: Relations) -> dict | None:
+    """Percent favorable per topic (district rows, all students, every year pooled by
+    favorable over substantive answers) now and in the previous passing run's snapshot,
+    for the report's chart; None before a snapshot exists. Read before this run saves its
+    own snapshot."""
+    try:
+        current = relations.ref("topic_results")
+    except MissingRelation:
+        return None
+    previous = relations.orchestrate("topic_results_previous")
+    if not (warehouse.exists(current) and warehouse.exists(previous)):
+        return None
+
+    def per_topic(relation: str) -> dict[tuple, float]:
+        return {(t, r): pf for t, r, pf in warehouse.rows(
+            "select topic_id, respondent_type, 100.0 * sum(favorable_answers) / nullif(sum(substantive_answers), 0) "
+            f"from {relation} where reporting_level = 'district' and subgroup_category = 'all' "
+            "and not is_suppressed group by 1, 2 order by 2, 1")}
+
+    now, before = per_topic(current), per_topic(previous)
+    run_id = warehouse.rows(f"select max(snapshot_run_id) from {previous}")[0][0]
+    return {"previous_run": run_id, "topics": [
+        {"topic_id": t, "respondent_type": r, "current": now[(t, r)], "previous": before.get((t, r))}
+        for (t, r) in now]}
+
+
 def save_snapshots(warehouse, relations: Relations, run_id: str) -> list[str]:
     """Keep this run's topic results as the baseline for the next run's shift check."""
     saved = []

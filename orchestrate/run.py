@@ -91,6 +91,7 @@ class Run:
     unmapped: list[dict] = field(default_factory=list)
     quarantined: dict | None = None
     suppression: list[dict] = field(default_factory=list)
+    topic_shift: dict | None = None
     snapshots: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
@@ -360,6 +361,10 @@ def _check_steps(run: Run, warehouse, relations: checks.Relations) -> None:
         step.summary = checks.summarize_reconciliation(run.reconciliation)
         for line in checks.reconciliation_lines(run.reconciliation):
             print(line, flush=True)
+    try:
+        run.topic_shift = checks.topic_results_against_previous(warehouse, relations)
+    except Exception as exc:  # a chart less in the report
+        print(f"warning: topic results not compared with the previous run: {exc}", file=sys.stderr)
     if run.status == "passed":  # the baseline of the next run's shift check
         try:
             run.snapshots = checks.save_snapshots(warehouse, relations, run.run_id)
@@ -552,6 +557,7 @@ def report_data(run: Run) -> dict:
         "unmapped": run.unmapped,
         "quarantined": run.quarantined,
         "suppression": run.suppression,
+        "topic_shift": run.topic_shift,
         "snapshots_saved": run.snapshots,
         "history": run.history,
     }
