@@ -13,7 +13,8 @@ EXTRACTS ?= data/extracts
 SAMPLE := scale $(SCALE) seed $(SEED)
 
 # The pinned dependencies (hashes checked), then this project itself, editable and without
-# dependencies: the `orchestrate` command (pyproject.toml).
+# dependencies: the `orchestrate` command (pyproject.toml). make's own targets run
+# `python -m orchestrate`, the code of the checkout they are in.
 $(VENV)/.installed: requirements.lock pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(VENV)/bin/pip install --quiet --disable-pip-version-check --no-deps --require-hashes -r requirements.lock
@@ -29,15 +30,15 @@ run: $(VENV)/.installed
 	    echo "sample $$(cat $(EXTRACTS)/.sample) -> $(SAMPLE): generating it again, with a new warehouse"; \
 	    rm -rf $(EXTRACTS); [ -n "$$DBT_DUCKDB_PATH" ] || rm -f data/warehouse.duckdb data/warehouse.duckdb.wal; \
 	  fi; \
-	  $(VENV)/bin/orchestrate generate --out $(EXTRACTS) --scale $(SCALE) --seed $(SEED) && echo "$(SAMPLE)" > $(EXTRACTS)/.sample; \
+	  $(PY) -m orchestrate generate --out $(EXTRACTS) --scale $(SCALE) --seed $(SEED) && echo "$(SAMPLE)" > $(EXTRACTS)/.sample; \
 	fi
-	$(VENV)/bin/orchestrate run --extracts $(EXTRACTS)
+	$(PY) -m orchestrate run --extracts $(EXTRACTS)
 
 test: $(VENV)/.installed
 	$(PY) -m pytest
 
 bench: $(VENV)/.installed
-	$(VENV)/bin/orchestrate bench --scale $(or $(BENCH_SCALE),1)
+	$(PY) -m orchestrate bench --scale $(or $(BENCH_SCALE),1)
 
 lint: $(VENV)/.installed
 	$(VENV)/bin/sqlfluff lint models macros
