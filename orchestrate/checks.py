@@ -446,26 +446,19 @@ def reconcile(warehouse, relations: Relations) -> dict:
             f"ledger says {loaded} rows loaded, raw.{table} has {raw_rows}",
         ))
 
-    lines = sum(t["lines"] for t in tables)
-    loaded = sum(t["rows_loaded"] for t in tables)
-    quarantined = sum(t["lines_quarantined"] for t in tables)
-    quarantine_rows = _count(warehouse, quarantine)
-    checks.insert(0, _check(
-        "every line of every file is loaded or quarantined",
-        lines == loaded + quarantined,
-        f"{lines} lines = {loaded} loaded + {quarantined} quarantined",
-    ))
-    checks.insert(1, _check(
-        "every quarantined line is kept with its reason",
-        quarantine_rows == quarantined,
-        f"ledger counts {quarantined} quarantined lines, {quarantine} holds {quarantine_rows}",
-    ))
-    return {
-        "status": worst(c["status"] for c in checks),
-        "totals": {"lines": lines, "rows_loaded": loaded, "lines_quarantined": quarantined},
-        "tables": tables,
-        "checks": checks,
-    }
+    totals = {key: sum(t[key] for t in tables) for key in ("lines", "rows_loaded", "lines_quarantined")}
+    checks = _total_checks(totals, quarantine, _count(warehouse, quarantine)) + checks
+    return {"status": worst(c["status"] for c in checks), "totals": totals, "tables": tables, "checks": checks}
+
+
+def _total_checks(totals: dict, quarantine: str, quarantine_rows: int | None) -> list[dict]:
+    lines, loaded, quarantined = totals["lines"], totals["rows_loaded"], totals["lines_quarantined"]
+    return [
+        _check("every line of every file is loaded or quarantined", lines == loaded + quarantined,
+               f"{lines} lines = {loaded} loaded + {quarantined} quarantined"),
+        _check("every quarantined line is kept with its reason", quarantine_rows == quarantined,
+               f"ledger counts {quarantined} quarantined lines, {quarantine} holds {quarantine_rows}"),
+    ]
 
 
 def summarize_reconciliation(rec: dict) -> str:
