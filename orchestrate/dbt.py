@@ -154,8 +154,8 @@ def publish(folder: Path, target: str) -> None:
 def build(args: list[str], target: str, artifacts: Path, keep_in: Path) -> dict:
     """`dbt <args>` (build or retry) in process, writing to `artifacts` (this run's own
     folder). Returns the summary of its run_results.json (see summarize) with the command,
-    the run_results themselves and `state`: `keep_in`, where run_results.json is copied for
-    a later `dbt retry`. A dbt that could not run raises UserError saying why."""
+    the run_results and the manifest themselves (read once: the caller takes them) and
+    `state`: `keep_in`, where run_results.json is copied for a later `dbt retry`. A dbt that could not run raises UserError saying why."""
     args = [*args, "--quiet"]  # our callback prints progress; errors still print
     print(f"dbt {' '.join(args)}", flush=True)
     try:
@@ -172,7 +172,7 @@ def build(args: list[str], target: str, artifacts: Path, keep_in: Path) -> dict:
         keep_in.mkdir(parents=True, exist_ok=True)
         shutil.copy2(artifacts / "run_results.json", keep_in / "run_results.json")
     summary = summarize(run_results, manifest)
-    summary.update(command="dbt " + " ".join(args), run_results=run_results,
+    summary.update(command="dbt " + " ".join(args), run_results=run_results, manifest=manifest,
                    state=str(keep_in) if run_results is not None else None)
     if res.exception is not None:
         message = str(res.exception)

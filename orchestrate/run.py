@@ -192,8 +192,10 @@ def _execute(run: Run, plan: dict | None) -> int:
     manifest = None
     if warehouse is not None and run.steps["ingest"].status != "error":
         warehouse = _build_step(run, warehouse, plan)
-        # this run's manifest (its own folder), or the newest one when nothing was built
-        manifest = (dbt.read_json(dbt.run_path(run.target, run.run_id) / "manifest.json")
+        # this run's manifest, read once: the build's, else its own folder's (a scope
+        # resolved by dbt ls), else the newest one (nothing was parsed)
+        manifest = ((run.dbt or {}).pop("manifest", None)
+                    or dbt.read_json(dbt.run_path(run.target, run.run_id) / "manifest.json")
                     or dbt.read_json(dbt.target_path(run.target) / "manifest.json"))
         history = History(warehouse) if history and warehouse is not None else None
 
