@@ -450,7 +450,7 @@ def write_tables(warehouse, frames: dict[str, pd.DataFrame], roles: list[str] = 
             continue
         values = [[None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
                   for row in frame.itertuples(index=False)]
-        placeholders = ", ".join(["%s"] * len(columns))
+        placeholders = ", ".join(["?"] * len(columns))  # the connection binds qmark parameters
         with warehouse.con.cursor() as cursor:
             for start in range(0, len(values), 1000):
                 cursor.executemany(f"insert into {relation} ({', '.join(c for c, _ in columns)}) "
