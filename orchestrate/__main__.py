@@ -1,4 +1,4 @@
-"""`python -m orchestrate <command>`: one subcommand per module."""
+"""`orchestrate <command>` (or `python -m orchestrate <command>`): one subcommand per module."""
 
 from __future__ import annotations
 
@@ -42,20 +42,22 @@ def stop_on_signals() -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
+    """`orchestrate <command>` (the console script) or `python -m orchestrate <command>`."""
     argv = sys.argv[1:] if argv is None else argv
-    parser = argparse.ArgumentParser(prog="python -m orchestrate", description=__doc__)
-    sub = parser.add_subparsers(dest="command", required=True, metavar="command")
-    for name, (module_name, help_text) in COMMANDS.items():
-        command_parser = sub.add_parser(name, help=help_text)
-        if argv[:1] == [name]:  # import only the module that runs: dbt is slow to import
-            module = importlib.import_module(module_name)
-            command_parser.description = module.__doc__
-            command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
-            module.add_arguments(command_parser)
-    args = parser.parse_args(argv)
-    module = importlib.import_module(COMMANDS[args.command][0])
-    stop_on_signals()
+    prog = "python -m orchestrate" if sys.argv[0].endswith("__main__.py") else "orchestrate"
     try:
+        parser = argparse.ArgumentParser(prog=prog, description=__doc__)
+        sub = parser.add_subparsers(dest="command", required=True, metavar="command")
+        for name, (module_name, help_text) in COMMANDS.items():
+            command_parser = sub.add_parser(name, help=help_text)
+            if argv[:1] == [name]:  # import only the module that runs: dbt is slow to import
+                module = importlib.import_module(module_name)
+                command_parser.description = module.__doc__
+                command_parser.formatter_class = argparse.RawDescriptionHelpFormatter
+                module.add_arguments(command_parser)
+        args = parser.parse_args(argv)
+        module = importlib.import_module(COMMANDS[args.command][0])
+        stop_on_signals()
         return module.main(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)

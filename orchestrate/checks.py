@@ -11,8 +11,12 @@ from dbt's manifest, so the same file works on DuckDB and on Snowflake.
 - Snowflake: the query is a great-expectations SQL query asset on a Snowflake datasource
   (needs snowflake-sqlalchemy; settings from the same environment variables as profiles.yml).
 
-Reconciliation is plain SQL: every loaded line is accounted for (loaded or quarantined),
-every current answer is in fct_question_responses and nothing else is.
+Reconciliation is plain SQL, the files -> raw accounting: every line of every file is
+loaded or quarantined, every loaded row is in its raw table, every quarantined line is kept.
+
+Where each kind of check lives (ARCHITECTURE.md): invariants (keys, ranges, vocabularies,
+counts between layers) are dbt tests; expectation suites hold what dbt does not do well
+(shifts against earlier runs, thresholds that change); reconciliation, the files.
 """
 
 from __future__ import annotations
@@ -29,9 +33,10 @@ from pathlib import Path
 from typing import Any
 
 from orchestrate.errors import UserError
+from orchestrate.status import worst
+from orchestrate.warehouse import orchestrate_schema_name
 
 SUITES_DIR = Path(__file__).resolve().parent / "expectations"
-ORCHESTRATE_SCHEMA = "orchestrate"
 
 # The previous run's topic results, kept to measure shifts (orchestrate schema, not marts).
 SNAPSHOTS = {"topic_results_previous": "topic_results"}
@@ -46,6 +51,12 @@ MART_OF = {
     "survey_invitations": None,
     "survey_responses": "fct_survey_responses",
     "question_responses": "fct_question_responses",
+}
+# Staging views not counted by the reconciliation (what is said instead).
+NOT_COUNTED_IN_STAGING = {
+    "question_responses": "not counted here (the costliest view): the dbt test "
+                          "assert_fct_question_responses_holds_the_current_answers compares "
+                          "the current answers with the mart",
 }
 
 SEVERITIES = ("critical", "warning", "info")
@@ -138,7 +149,7 @@ def _gx_context():
 class Relations:
     PLACEHOLDER = re.compile(r"\{\{\s*(ref|source|orchestrate)\(([^)]*)\)\s*\}\}")
 
-    def __init__(self, manifest: dict, orchestrate_schema: str = ORCHESTRATE_SCHEMA):
+    def __init__(self, manifest: dict, orchestrate_schema: str | None = None):
         self.models: dict[str, str] = {}
         self.grants: dict[str, dict] = {}  # model -> its grants config, as dbt applies it
         self.sources: dict[tuple[str, str], str] = {}
@@ -150,7 +161,7 @@ class Relations:
                 self.grants[node["name"]] = (node.get("config") or {}).get("grants") or {}
         for src in manifest.get("sources", {}).values():
             self.sources[(src["source_name"], src["name"])] = src["relation_name"]
-        self.orchestrate_schema = orchestrate_schema
+        self.orchestrate_schema = orchestrate_schema or orchestrate_schema_name()
 
     def ref(self, name: str) -> str:
         if name not in self.models:
@@ -177,146 +188,23 @@ class Relations:
 
 
 # --------------------------------------------------------------------------------------
-# Warehouses
+# Validating a suite's rows on a warehouse (orchestrate/warehouse.py's connections)
 
 
-class DuckDBWarehouse:
-    """The DuckDB file; expectations validate pandas DataFrames."""
-
-    kind = "duckdb"
-
-    def __init__(self, con):
-        self.con = con
-
-    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
-        return self.con.execute(sql, params or []).fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        return self.con.execute(sql, params or []).fetchone()[0]
-
-    def execute(self, sql: str, params: list | None = None) -> None:
-        self.con.execute(sql, params or [])
-
-    def df(self, sql: str):
-        return self.con.execute(sql).df()
-
-    def exists(self, relation: str) -> bool:
-        import duckdb
-
-        try:
-            self.con.execute(f"select 1 from {relation} where 1 = 0")
-            return True
-        except duckdb.CatalogException:
-            return False
-
-    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
+def _validate(warehouse, context, suite, gx_suite, sql: str, result_format: dict):
+    """DuckDB: the rows as a pandas DataFrame (gx's SQLAlchemy path through duckdb-engine
+    is broken upstream); Snowflake: a SQL query asset."""
+    if warehouse.kind == "snowflake":
+        datasource = context.data_sources.add_or_update_snowflake(
+            name="warehouse", connection_string=warehouse.connection_details())
+        asset = datasource.add_query_asset(name=suite.name, query=sql)
+        batch = asset.add_batch_definition_whole_table("all").get_batch()
+    else:
         datasource = context.data_sources.add_or_update_pandas("warehouse")
         asset = datasource.add_dataframe_asset(name=suite.name)
         batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": self.df(sql)}
-        )
-        return batch.validate(gx_suite, result_format=result_format)
-
-    def close(self) -> None:
-        self.con.close()
-
-
-class SnowflakeWarehouse:
-    """Snowflake, with the settings profiles.yml reads; expectations run as SQL there.
-
-    Not exercised by the test suite (no Snowflake here); keep it importable."""
-
-    kind = "snowflake"
-
-    def __init__(self):
-        import snowflake.connector
-
-        names = ("account", "user", "role", "warehouse", "database")
-        missing = [f"SNOWFLAKE_{n.upper()}" for n in names if not os.environ.get(f"SNOWFLAKE_{n.upper()}")]
-        if missing:
-            raise UserError(f"set {', '.join(missing)} to check the Snowflake warehouse "
-                            "(the same variables profiles.yml reads)")
-        self.settings = {n: os.environ[f"SNOWFLAKE_{n.upper()}"] for n in names}
-        if os.environ.get("SNOWFLAKE_HOST"):  # the ci_snowflake target's emulator
-            self.settings.update(host=os.environ["SNOWFLAKE_HOST"],
-                                 port=int(os.environ.get("SNOWFLAKE_PORT", "443")),
-                                 protocol=os.environ.get("SNOWFLAKE_PROTOCOL", "https"))
-        auth: dict[str, Any] = {}
-        if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PATH"):
-            auth["private_key_file"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PATH"]
-            if os.environ.get("SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"):
-                auth["private_key_file_pwd"] = os.environ["SNOWFLAKE_PRIVATE_KEY_PASSPHRASE"]
-        else:
-            auth["password"] = os.environ.get("SNOWFLAKE_PASSWORD", "")
-        self.auth = auth
-        self.con = snowflake.connector.connect(**self.settings, **auth)
-
-    def rows(self, sql: str, params: list | None = None) -> list[tuple]:
-        with self.con.cursor() as cur:
-            cur.execute(sql, params or None)
-            return cur.fetchall()
-
-    def scalar(self, sql: str, params: list | None = None):
-        return self.rows(sql, params)[0][0]
-
-    def execute(self, sql: str, params: list | None = None) -> None:
-        with self.con.cursor() as cur:
-            cur.execute(sql, params or None)
-
-    def df(self, sql: str):
-        with self.con.cursor() as cur:
-            cur.execute(sql)
-            frame = cur.fetch_pandas_all()
-        frame.columns = [c.lower() for c in frame.columns]
-        return frame
-
-    def exists(self, relation: str) -> bool:
-        try:
-            self.execute(f"select 1 from {relation} where 1 = 0")
-            return True
-        except Exception:  # snowflake.connector.errors.ProgrammingError: does not exist
-            return False
-
-    def _connection_details(self) -> dict:
-        details: dict[str, Any] = {
-            "account": self.settings["account"],
-            "user": self.settings["user"],
-            "role": self.settings["role"],
-            "warehouse": self.settings["warehouse"],
-            "database": self.settings["database"],
-            "schema": os.environ.get("SNOWFLAKE_SCHEMA", "marts"),
-        }
-        if "private_key_file" in self.auth:
-            from cryptography.hazmat.primitives import serialization
-
-            key = serialization.load_pem_private_key(
-                Path(self.auth["private_key_file"]).read_bytes(),
-                password=(self.auth.get("private_key_file_pwd") or "").encode() or None,
-            )
-            details["private_key"] = key.private_bytes(
-                serialization.Encoding.DER,
-                serialization.PrivateFormat.PKCS8,
-                serialization.NoEncryption(),
-            )
-        else:
-            details["password"] = self.auth["password"]
-        return details
-
-    def validate(self, context, suite, gx_suite, sql: str, result_format: dict):
-        datasource = context.data_sources.add_or_update_snowflake(
-            name="warehouse", connection_string=self._connection_details()
-        )
-        asset = datasource.add_query_asset(name=suite.name, query=sql)
-        batch = asset.add_batch_definition_whole_table("all").get_batch()
-        return batch.validate(gx_suite, result_format=result_format)
-
-    def close(self) -> None:
-        self.con.close()
-
-
-def orchestrate_schema_name() -> str:
-    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "").strip()
-    return f"{prefix}_{ORCHESTRATE_SCHEMA}" if prefix else ORCHESTRATE_SCHEMA
+            batch_parameters={"dataframe": warehouse.df(sql)})
+    return batch.validate(gx_suite, result_format=result_format)
 
 
 # --------------------------------------------------------------------------------------
@@ -358,7 +246,7 @@ def run_expectations(
             "partial_unexpected_count": 10,
         }
         try:
-            validation = warehouse.validate(context, suite, gx_suite, sql, result_format)
+            validation = _validate(warehouse, context, suite, gx_suite, sql, result_format)
         except Exception as exc:  # a broken query: the suite errs, the others still run
             entry.update(status="error", note=f"{type(exc).__name__}: {exc}")
             continue
@@ -367,13 +255,34 @@ def run_expectations(
         for result in sorted(validation.results, key=lambda r: position[r.expectation_config.id]):
             configured = suite.expectations[position[result.expectation_config.id]]
             entry["results"].append(_expectation_result(configured, result))
-        if any(r["outcome"] == "error" for r in entry["results"]):
-            entry["status"] = "error"
-        elif any(r["outcome"] == "failed" for r in entry["results"]):
-            entry["status"] = "failed"
-        elif any(r["outcome"] == "warning" for r in entry["results"]):
-            entry["status"] = "warning"
+        entry["status"] = worst(r["outcome"] for r in entry["results"] if r["outcome"] != "info")
     return out
+
+
+def summarize_expectations(suites: list[dict]) -> tuple[str, str]:
+    """The checks step's (status, summary): the worst outcome wins; a suite that could not
+    run is an error."""
+    counts: dict[str, int] = {}
+    for suite in suites:
+        for r in suite["results"]:
+            counts[r["outcome"]] = counts.get(r["outcome"], 0) + 1
+    skipped = [s["suite"] for s in suites if s["status"] == "skipped"]
+    erred = [s["suite"] for s in suites if s["status"] == "error" and not s["results"]]
+    parts = [f"{n} {k}" for k, n in sorted(counts.items())]
+    if skipped:
+        parts.append(f"{len(skipped)} suites skipped")
+    summary = f"{len(suites)} suites: " + ", ".join(parts)
+    status = worst([k for k in counts if k != "info"] + (["error"] if erred else []))
+    return status, summary
+
+
+def describe(result: dict) -> str:
+    """An expectation's result in one line."""
+    kwargs = {k: v for k, v in result["kwargs"].items() if k != "batch_id"}
+    args = ", ".join(f"{k}={v}" for k, v in kwargs.items())
+    count = result.get("unexpected_count")
+    tail = f": {count} unexpected rows" if count else ""
+    return f"{result['expectation']}({args}){tail}"
 
 
 def _expectation_result(configured: dict, result) -> dict:
@@ -403,6 +312,32 @@ def _expectation_result(configured: dict, result) -> dict:
     }
 
 
+def topic_results_against_previous(warehouse, relations: Relations) -> dict | None:
+    """Percent favorable per topic (district rows, all students, every year pooled by
+    favorable over substantive answers) now and in the previous passing run's snapshot,
+    for the report's chart; None before a snapshot exists. Read before this run saves its
+    own snapshot."""
+    try:
+        current = relations.ref("topic_results")
+    except MissingRelation:
+        return None
+    previous = relations.orchestrate("topic_results_previous")
+    if not (warehouse.exists(current) and warehouse.exists(previous)):
+        return None
+
+    def per_topic(relation: str) -> dict[tuple, float]:
+        return {(t, r): pf for t, r, pf in warehouse.rows(
+            "select topic_id, respondent_type, 100.0 * sum(favorable_answers) / nullif(sum(substantive_answers), 0) "
+            f"from {relation} where reporting_level = 'district' and subgroup_category = 'all' "
+            "and not is_suppressed group by 1, 2 order by 2, 1")}
+
+    now, before = per_topic(current), per_topic(previous)
+    run_id = warehouse.rows(f"select max(snapshot_run_id) from {previous}")[0][0]
+    return {"previous_run": run_id, "topics": [
+        {"topic_id": t, "respondent_type": r, "current": now[(t, r)], "previous": before.get((t, r))}
+        for (t, r) in now]}
+
+
 def save_snapshots(warehouse, relations: Relations, run_id: str) -> list[str]:
     """Keep this run's topic results as the baseline for the next run's shift check."""
     saved = []
@@ -416,8 +351,7 @@ def save_snapshots(warehouse, relations: Relations, run_id: str) -> list[str]:
         warehouse.execute(f"create schema if not exists {relations.orchestrate_schema}")
         warehouse.execute(
             f"create or replace table {relations.orchestrate(snapshot)} as "
-            f"select '{run_id}' as snapshot_run_id, * from {source}"
-        )
+            f"select cast(? as varchar) as snapshot_run_id, * from {source}", [run_id])
         saved.append(relations.orchestrate(snapshot))
     return saved
 
@@ -470,7 +404,11 @@ def unmapped_failures(warehouse, manifest: dict, run_results: dict | None) -> li
 
 
 def reconcile(warehouse, relations: Relations) -> dict:
-    """Counts per table from the files to the marts, and the checks they must pass."""
+    """The files -> raw accounting (the ledger against the raw tables and the quarantine),
+    and, to show where the rows go, counts per table on to staging and the marts. Counts
+    between layers are checked by dbt tests (same_row_count, and for answers
+    assert_fct_question_responses_holds_the_current_answers: the staging view of
+    question_responses, the costliest to compute, is not counted here)."""
     ledger = relations.source("replica", "ingest_ledger")
     quarantine = relations.source("replica", "quarantined_lines")
     if not warehouse.exists(ledger):
@@ -484,19 +422,12 @@ def reconcile(warehouse, relations: Relations) -> dict:
             f"sum(lines_quarantined) from {ledger} group by table_name"
         )
     }
-    answers = _answers_against_fact(warehouse, relations)
     tables = []
     checks = []
     for table, mart in MART_OF.items():
         files, lines, loaded, quarantined = per_file.get(table, (0, 0, 0, 0))
         raw_rows = _count(warehouse, relations.source("replica", table))
-        not_current = None
-        if table == "question_responses" and answers.get("current") is not None:
-            current = answers["current"]  # counted with the comparison below: one pass
-            not_current = answers["staged"] - current
-        else:
-            current = _count(warehouse, _ref_or_none(relations, f"stg_replica__{table}"))
-        mart_rows = _count(warehouse, _ref_or_none(relations, mart)) if mart else None
+        costly = table in NOT_COUNTED_IN_STAGING
         tables.append({
             "table": table,
             "files": files,
@@ -504,10 +435,10 @@ def reconcile(warehouse, relations: Relations) -> dict:
             "rows_loaded": loaded,
             "lines_quarantined": quarantined,
             "raw_rows": raw_rows,
-            "current_rows": current,
-            "not_current": not_current,
+            "current_rows": None if costly else _count(warehouse, _ref_or_none(relations, f"stg_replica__{table}")),
+            "current_note": NOT_COUNTED_IN_STAGING.get(table),
             "mart": mart,
-            "mart_rows": mart_rows,
+            "mart_rows": _count(warehouse, _ref_or_none(relations, mart)) if mart else None,
         })
         checks.append(_check(
             f"{table}: every loaded row is in raw.{table}",
@@ -515,76 +446,49 @@ def reconcile(warehouse, relations: Relations) -> dict:
             f"ledger says {loaded} rows loaded, raw.{table} has {raw_rows}",
         ))
 
-    lines = sum(t["lines"] for t in tables)
-    loaded = sum(t["rows_loaded"] for t in tables)
-    quarantined = sum(t["lines_quarantined"] for t in tables)
-    quarantine_rows = _count(warehouse, quarantine)
-    checks.insert(0, _check(
-        "every line of every file is loaded or quarantined",
-        lines == loaded + quarantined,
-        f"{lines} lines = {loaded} loaded + {quarantined} quarantined",
-    ))
-    checks.insert(1, _check(
-        "every quarantined line is kept with its reason",
-        quarantine_rows == quarantined,
-        f"ledger counts {quarantined} quarantined lines, {quarantine} holds {quarantine_rows}",
-    ))
-
-    if "skipped" in answers:
-        checks.append({"check": "current answers are in fct_question_responses",
-                       "status": "skipped", "detail": answers["skipped"]})
-    else:
-        fact = answers["fact"]
-        checks.append(_check(
-            "every current answer (staging) is in fct_question_responses",
-            answers["missing"] == 0,
-            f"{answers['missing']} current answers missing from {fact}",
-        ))
-        checks.append(_check(
-            "fct_question_responses holds no answer that is not current",
-            answers["extra"] == 0,
-            f"{answers['extra']} rows of {fact} are deleted or unknown answers",
-        ))
-
-    failed = [c for c in checks if c["status"] == "failed"]
-    return {
-        "status": "failed" if failed else "passed",
-        "totals": {"lines": lines, "rows_loaded": loaded, "lines_quarantined": quarantined},
-        "tables": tables,
-        "checks": checks,
-    }
+    totals = {key: sum(t[key] for t in tables) for key in ("lines", "rows_loaded", "lines_quarantined")}
+    checks = _total_checks(totals, quarantine, _count(warehouse, quarantine)) + checks
+    return {"status": worst(c["status"] for c in checks), "totals": totals, "tables": tables, "checks": checks}
 
 
-def _answers_against_fact(warehouse, relations: Relations) -> dict:
-    """Current answers against fct_question_responses in one pass over the staging view,
-    the costliest to compute. An answer in staging (its last change not a delete) is
-    current when its response and its question exist too, as the models say (the
-    scored_answers macro joins both): the answers of a deleted response are not current.
-    Returns how many answers staging holds, how many are current, how many current ones
-    are missing from the fact table and how many fact rows are not current answers."""
-    try:
-        staging = relations.ref("stg_replica__question_responses")
-        responses = relations.ref("stg_replica__survey_responses")
-        questions = relations.ref("int_questions_mapped")
-        fact = relations.ref("fct_question_responses")
-    except MissingRelation as exc:
-        return {"skipped": str(exc)}
-    if not warehouse.exists(fact):
-        return {"skipped": f"{fact} does not exist"}
-    staged, current, missing, extra = warehouse.rows(
-        "select count(s.response_id), count(s.is_current), "
-        "coalesce(sum(case when s.is_current = 1 and f.in_fact is null then 1 else 0 end), 0), "
-        "coalesce(sum(case when f.in_fact = 1 and s.is_current is null then 1 else 0 end), 0) "
-        "from (select a.response_id, a.question_id, "
-        "case when r.response_id is not null and q.question_id is not null then 1 end as is_current "
-        f"from {staging} as a "
-        f"left join (select distinct response_id from {responses}) as r on a.response_id = r.response_id "
-        f"left join (select distinct question_id from {questions}) as q on a.question_id = q.question_id"
-        ") as s "
-        f"full outer join (select response_id, question_id, 1 as in_fact from {fact}) as f "
-        "on f.response_id = s.response_id and f.question_id = s.question_id"
-    )[0]
-    return {"fact": fact, "staged": staged, "current": current, "missing": missing, "extra": extra}
+def _total_checks(totals: dict, quarantine: str, quarantine_rows: int | None) -> list[dict]:
+    lines, loaded, quarantined = totals["lines"], totals["rows_loaded"], totals["lines_quarantined"]
+    return [
+        _check("every line of every file is loaded or quarantined", lines == loaded + quarantined,
+               f"{lines} lines = {loaded} loaded + {quarantined} quarantined"),
+        _check("every quarantined line is kept with its reason", quarantine_rows == quarantined,
+               f"ledger counts {quarantined} quarantined lines, {quarantine} holds {quarantine_rows}"),
+    ]
+
+
+def summarize_reconciliation(rec: dict) -> str:
+    if rec["status"] == "skipped":
+        return rec.get("note", "")
+    failed = [c for c in rec["checks"] if c["status"] == "failed"]
+    return f"{len(rec['checks']) - len(failed)} of {len(rec['checks'])} checks passed"
+
+
+def reconciliation_lines(rec: dict) -> list[str]:
+    """Totals raw -> staging -> marts, one line per table, as printed and reported."""
+    if rec["status"] == "skipped":
+        return [f"reconciliation: {rec.get('note', 'skipped')}"]
+    lines = ["reconciliation: lines in files -> loaded (+ quarantined) -> raw changes -> "
+             "current rows (staging) -> mart rows"]
+    for t in rec["tables"]:
+        mart = f"{t['mart']} {_n(t['mart_rows'])}" if t["mart"] else "no row-level mart"
+        lines.append(
+            f"  {t['table']:<20} {_n(t['lines']):>9} -> {_n(t['rows_loaded']):>9} "
+            f"(+{_n(t['lines_quarantined'])}) -> {_n(t['raw_rows']):>9} -> "
+            f"{_n(t['current_rows']):>9} -> {mart}"
+        )
+    for c in rec["checks"]:
+        mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[c["status"]]
+        lines.append(f"  [{mark}] {c['check']}" + (f": {c['detail']}" if c["status"] != "passed" else ""))
+    return lines
+
+
+def _n(value) -> str:
+    return "—" if value is None else f"{value:,}"
 
 
 def _check(name: str, passed: bool, detail: str) -> dict:

@@ -233,8 +233,8 @@ def snowflake_contract_macro() -> str:
 
 
 if __name__ == "__main__":
-    from pathlib import Path
+    from orchestrate.warehouse import PROJECT_DIR
 
-    target = Path(__file__).resolve().parent.parent / SNOWFLAKE_MACRO
+    target = PROJECT_DIR / SNOWFLAKE_MACRO
     target.write_text(snowflake_contract_macro(), encoding="utf-8")
     print(f"wrote {target}")

@@ -95,11 +95,11 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrate import run
+    from orchestrate import dbt
+    from orchestrate.warehouse import open_warehouse
 
-    target_type = run.adapter_type(args.target)
     relations = load_relations(args.target)
-    warehouse = run.open_warehouse(target_type)
+    warehouse = open_warehouse(dbt.adapter_type(args.target))
     try:
         summary = compute_and_write(warehouse, relations, min_group_n=args.min_group_n)
     finally:
@@ -120,7 +120,7 @@ def load_relations(target: str | None = None):
     except FileNotFoundError:
         raise UserError(f"no dbt manifest in {path.parent}: the warehouse has not been built "
                         "with this target folder. Run `python -m orchestrate run` first.") from None
-    return checks.Relations(manifest, checks.orchestrate_schema_name())
+    return checks.Relations(manifest)
 
 
 def project_vars() -> dict:
@@ -450,7 +450,7 @@ def write_tables(warehouse, frames: dict[str, pd.DataFrame], roles: list[str] = 
             continue
         values = [[None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]
                   for row in frame.itertuples(index=False)]
-        placeholders = ", ".join(["%s"] * len(columns))
+        placeholders = ", ".join(["?"] * len(columns))  # the connection binds qmark parameters
         with warehouse.con.cursor() as cursor:
             for start in range(0, len(values), 1000):
                 cursor.executemany(f"insert into {relation} ({', '.join(c for c, _ in columns)}) "

@@ -52,11 +52,12 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrate import psychometrics, run
+    from orchestrate import dbt, psychometrics
+    from orchestrate.warehouse import open_warehouse
 
     relations = psychometrics.load_relations(args.target)
     out_dir = (args.out or Path(os.environ.get("ORCHESTRATE_REPORTS_DIR", PROJECT_DIR / "reports")) / "research").resolve()
-    warehouse = run.open_warehouse(run.adapter_type(args.target))
+    warehouse = open_warehouse(dbt.adapter_type(args.target))
     try:
         reader = Reader(warehouse, relations)
         years = [y for (y,) in warehouse.rows(f"select distinct school_year from {reader.names['topic_psychometrics']} order by 1")]
@@ -69,7 +70,7 @@ def main(args: argparse.Namespace) -> int:
                             f"{', '.join(years)}. Pick one of those with --school-year.")
         types = [t for (t,) in warehouse.rows(
             f"select distinct respondent_type from {reader.names['topic_psychometrics']} "
-            f"where school_year = {_lit(school_year)} order by 1")]
+            "where school_year = ? order by 1", [school_year])]
         if args.respondent_type and args.respondent_type not in types:
             raise UserError(f"no {args.respondent_type!r} instrument in {school_year}; there are "
                             f"{', '.join(types)}. Pick one of those with --respondent-type.")
@@ -86,10 +87,6 @@ def main(args: argparse.Namespace) -> int:
     for path in written:
         print(f"Report: {path}")
     return 0
-
-
-def _lit(value: str) -> str:
-    return "'" + str(value).replace("'", "''") + "'"
 
 
 # --------------------------------------------------------------------------------------
@@ -117,29 +114,29 @@ class Reader:
             raise UserError(f"{', '.join(missing)} does not exist: run `python -m orchestrate run` first "
                             "(it builds the marts and computes the psychometrics tables).")
 
-    def df(self, sql: str) -> pd.DataFrame:
-        return self.warehouse.df(sql)
+    def df(self, sql: str, params: list | None = None) -> pd.DataFrame:
+        return self.warehouse.df(sql, params)
 
     def read(self, school_year: str, respondent_type: str) -> dict:
         n = self.names
-        where = f"school_year = {_lit(school_year)} and respondent_type = {_lit(respondent_type)}"
+        where, unit = "school_year = ? and respondent_type = ?", [school_year, respondent_type]
         topics = self.df(f"select topic_id, topic_name, description from {n['topics']} "
-                         f"where respondent_type = {_lit(respondent_type)} order by topic_id")
+                         "where respondent_type = ? order by topic_id", [respondent_type])
         items = self.df(f"select canonical_item_id, topic_id, canonical_text, scale_points, reverse_coded "
                         f"from {n['canonical_items']} order by canonical_item_id")
         items = items[items.topic_id.isin(topics.topic_id)]
         coverage = self.df(
             f"select count(*) as responses, count(case when is_complete then 1 end) as complete, "
             f"count(distinct school_id) as schools, count(distinct district_id) as districts "
-            f"from {n['fct_survey_responses']} where {where}").iloc[0].to_dict()
+            f"from {n['fct_survey_responses']} where {where}", unit).iloc[0].to_dict()
         item_stats = self.df(
             f"select canonical_item_id, count(*) as complete_respondents, avg(item_score) as item_mean, "
             f"stddev_samp(item_score) as item_sd from {n['int_response_items_listwise_filtered']} "
-            f"where {where} group by canonical_item_id")
+            f"where {where} group by canonical_item_id", unit)
         item_favorable = self.df(
             f"select canonical_item_id, 100.0 * sum(favorable_answers) / sum(substantive_answers) as percent_favorable "
             f"from {n['item_results']} where {where} and reporting_level = 'district' and subgroup_category = 'all' "
-            f"and not is_suppressed group by canonical_item_id")
+            f"and not is_suppressed group by canonical_item_id", unit)
         score_columns = ", ".join(f"{t}_score" for t in topics.topic_id)
         return {
             "school_year": school_year,
@@ -148,26 +145,26 @@ class Reader:
             "topics": topics,
             "items": items,
             "coverage": coverage,
-            "psychometrics": self.df(f"select * from {n['topic_psychometrics']} where {where}"),
-            "loadings": self.df(f"select * from {n['item_loadings']} where {where}"),
-            "correlations": self.df(f"select * from {n['topic_correlations']} where {where}"),
-            "invariance": self.df(f"select * from {n['measurement_invariance']} where {where}"),
-            "item_reliability": self.df(f"select * from {n['item_reliability']} where {where}"),
+            "psychometrics": self.df(f"select * from {n['topic_psychometrics']} where {where}", unit),
+            "loadings": self.df(f"select * from {n['item_loadings']} where {where}", unit),
+            "correlations": self.df(f"select * from {n['topic_correlations']} where {where}", unit),
+            "invariance": self.df(f"select * from {n['measurement_invariance']} where {where}", unit),
+            "item_reliability": self.df(f"select * from {n['item_reliability']} where {where}", unit),
             "item_stats": item_stats.merge(item_favorable, on="canonical_item_id", how="left"),
-            "scores": self.df(f"select {score_columns} from {n['respondents_wide']} where {where}"),
-            "benchmarks": self.df(f"select * from {n['benchmarks']} where {where} and school_level = 'all'"),
+            "scores": self.df(f"select {score_columns} from {n['respondents_wide']} where {where}", unit),
+            "benchmarks": self.df(f"select * from {n['benchmarks']} where {where} and school_level = 'all'", unit),
             "school_results": self.df(
                 f"select entity_id as school_id, topic_id, percent_favorable from {n['topic_results']} "
-                f"where {where} and reporting_level = 'school' and subgroup_category = 'all' and not is_suppressed"),
+                f"where {where} and reporting_level = 'school' and subgroup_category = 'all' and not is_suppressed", unit),
             "pooled": self.df(
                 f"select school_year, topic_id, 100.0 * sum(favorable_answers) / sum(substantive_answers) as percent_favorable, "
                 f"sum(respondents) as respondents from {n['topic_results']} "
-                f"where respondent_type = {_lit(respondent_type)} and school_year <= {_lit(school_year)} "
-                f"and reporting_level = 'district' and subgroup_category = 'all' and not is_suppressed "
-                f"group by school_year, topic_id order by school_year"),
+                "where respondent_type = ? and school_year <= ? "
+                "and reporting_level = 'district' and subgroup_category = 'all' and not is_suppressed "
+                "group by school_year, topic_id order by school_year", [respondent_type, school_year]),
             "school_changes": self.df(
                 f"select topic_id, percent_favorable_change from {n['topic_trends']} where {where} "
-                f"and reporting_level = 'school' and percent_favorable_change is not null"),
+                f"and reporting_level = 'school' and percent_favorable_change is not null", unit),
             "min_reporting_n": _project_var("min_reporting_n", 10),
             "invariance_min_group_n": _project_var("invariance_min_group_n", 100),
         }

@@ -13,8 +13,9 @@ import argparse
 import os
 from pathlib import Path
 
-from orchestrate import run
+from orchestrate import dbt, run
 from orchestrate.errors import UserError
+from orchestrate.warehouse import acquire_lock, lock_path
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -25,8 +26,8 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    target_type = run.adapter_type(args.target)
-    lock = run.acquire_lock(run.lock_path(args.target, target_type), "retry")
+    lock = acquire_lock(lock_path(dbt.target_path(args.target), args.target,
+                                  dbt.adapter_type(args.target)), "retry")
     try:
         return _retry(args, lock)
     finally:

@@ -32,7 +32,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
 import re
 import sys
 from pathlib import Path
@@ -44,6 +43,7 @@ from scipy.optimize import linear_sum_assignment
 
 from orchestrate.errors import UserError
 from orchestrate.warehouse import PROJECT_DIR, connect, duckdb_path
+from orchestrate.warehouse import schema_name as schema
 
 DEFAULT_OUT = Path("reports/mapping_suggestions.csv")
 SUGGESTIONS = 3
@@ -57,12 +57,6 @@ def normalize_text(text: str) -> str:
     """The warehouse's matching key (macro normalize_question_text), in Python."""
     text = re.sub(r"[^\w\s]", "", text.lower())
     return re.sub(r"\s+", " ", text).strip()
-
-
-def schema(name: str) -> str:
-    """A layer's schema, as macros/generate_schema_name.sql names it."""
-    prefix = os.environ.get("DBT_SCHEMA_PREFIX", "").strip()
-    return f"{prefix}_{name}" if prefix else name
 
 
 def load(con) -> tuple[pd.DataFrame, pd.DataFrame]:

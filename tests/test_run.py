@@ -154,7 +154,7 @@ def test_every_expectation_suite_file_is_valid_great_expectations(tmp_path):
     from orchestrate.errors import UserError
 
     suites = checks.load_suites()
-    assert {"row_counts", "topic_results", "reliability", "topic_results_shift"} <= {s.name for s in suites}
+    assert {"topic_results_shift"} <= {s.name for s in suites}
     for suite in suites:
         assert len(checks.build_gx_suite(suite).expectations) == len(suite.expectations), suite.name
 
@@ -210,10 +210,13 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     assert {"topic_results", "fct_question_responses", "dim_students"} <= built
     assert (reference.folder / "reports" / report["run_id"] / "dbt" / "run_results.json").exists()
 
-    # expectations ran on the marts; the shift check waits for a previous run
+    # invariants are dbt tests: counts between layers, ranges, suppressed rows without numbers
+    tests = {r["name"]: r["status"] for r in report["dbt"]["results"] if r["resource_type"] == "test"}
+    assert tests["assert_fct_question_responses_holds_the_current_answers"] == "pass"
+    assert tests["same_row_count_dim_surveys_ref_stg_replica__surveys_"] == "pass"
+    assert tests["between_topic_results_percent_favorable__100__0"] == "pass"
+    # expectations: the shift check waits for a previous run
     suites = {s["suite"]: s for s in report["expectations"]}
-    assert {"row_counts", "topic_results", "reliability", "benchmarks"} <= set(suites)
-    assert suites["topic_results"]["status"] == "passed"
     assert suites["topic_results_shift"]["status"] == "skipped"
     assert "Expectations" in html and "topic_results" in html
 
@@ -222,7 +225,7 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     assert rec["status"] == "passed"
     assert rec["totals"]["lines"] == rec["totals"]["rows_loaded"] + rec["totals"]["lines_quarantined"]
     qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
-    assert qr["mart_rows"] == qr["current_rows"] <= qr["raw_rows"]
+    assert qr["mart_rows"] <= qr["raw_rows"] and qr["current_rows"] is None  # a dbt test compares them
     assert "reconciliation: lines in files" in out
 
     # unmapped codes from the stored failures of the cfg_unmapped_* tests
@@ -250,42 +253,65 @@ def test_source_freshness_passes_right_after_a_run(reference):
     assert {r["status"] for r in sources["results"]} == {"pass"}
 
 
-def test_broken_expectation_fails_the_run_and_the_report_names_it(reference, tmp_path):
+def test_a_broken_invariant_fails_the_run_and_the_report_names_it(reference, tmp_path):
     w = copy_of(reference, tmp_path / "tampered")
     w.execute(
         "update marts.topic_results set percent_favorable = 150 "
         "where rowid = (select min(rowid) from marts.topic_results where not is_suppressed)"
     )
-    # build something that does not rebuild topic_results; checks still cover every mart
-    proc = w.run("run", "--select", "stg_replica__districts")
+    # the invariants are dbt tests: run them without rebuilding topic_results
+    proc = w.run("run", "--select", "test_name:between")
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
     tail = "\n".join(proc.stdout.strip().splitlines()[-8:])
-    assert "FAILED" in tail and "topic_results" in tail and "percent_favorable" in tail
+    assert "FAILED" in tail and "between_topic_results_percent_favorable__100__0 (1 failing rows)" in tail
     assert "Report: " in tail
 
     report = w.latest_report()
     assert report["status"] == "failed" and report["exit_code"] == 1
-    suite = next(s for s in report["expectations"] if s["suite"] == "topic_results")
-    failed = [r for r in suite["results"] if r["outcome"] == "failed"]
-    assert [(r["kwargs"]["column"], r["unexpected_count"]) for r in failed] == [("percent_favorable", 1)]
-    assert failed[0]["sample"][0]["percent_favorable"] == 150
+    [failed] = [r for r in report["dbt"]["results"] if r["status"] == "fail"]
+    assert failed["file"] == "models/marts/survey/topic_results.yml" and failed["failures"] == 1
     html = (w.folder / "reports" / "latest" / "report.html").read_text()
-    assert "percent_favorable" in html and "failed" in html
+    assert "between_topic_results_percent_favorable__100__0" in html and "FAILED" in html
     # a failing run does not become the baseline for shifts
     assert w.query("select snapshot_run_id from orchestrate.topic_results_previous") [0][0] != report["run_id"]
 
-    # retry: the build passed, so only the checks and the report run again
+    # retry: the failed test runs again, with what dbt skipped after it, nothing else
     w.execute("update marts.topic_results set percent_favorable = 50 where percent_favorable = 150")
     proc = w.run("retry")
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
     retried = w.latest_report()
     assert retried["retry_of"] == report["run_id"]
-    steps = {s["name"]: s["status"] for s in retried["steps"]}
-    assert steps["dbt build"] == "skipped" and steps["checks"] in ("passed", "warning")
-    assert "[dbt " not in proc.stdout
+    before = {r["name"]: r["status"] for r in report["dbt"]["results"]}
+    rerun = [r["name"] for r in retried["dbt"]["results"]]
+    assert "between_topic_results_percent_favorable__100__0" in rerun
+    assert {before[name] for name in rerun} <= {"fail", "skipped"}, rerun
 
 
-def test_reconciliation_counts_answers_missing_from_and_extra_in_the_fact_table(reference, tmp_path):
+def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference, tmp_path):
+    """Expectations hold what dbt does not do well: a topic result that moved by more than
+    15 points since the last passing run warns; the run passes with warnings, and the
+    report's badge says so."""
+    w = copy_of(reference, tmp_path / "shifted")
+    w.execute(
+        "update marts.topic_results set percent_favorable = case when percent_favorable > 50 "
+        "then percent_favorable - 40 else percent_favorable + 40 end "
+        "where rowid = (select min(rowid) from marts.topic_results "
+        "where not is_suppressed and subgroup_category = 'all')"
+    )
+    proc = w.run("run", "--select", "stg_replica__districts")  # leaves topic_results as it is
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-2000:]
+    assert "PASSED with warnings in checks" in proc.stdout
+    report = w.latest_report()
+    suite = next(s for s in report["expectations"] if s["suite"] == "topic_results_shift")
+    assert suite["status"] == "warning"
+    warned = [r for r in suite["results"] if r["outcome"] == "warning"]
+    assert [(r["kwargs"]["column"], r["unexpected_count"]) for r in warned] == [("percent_favorable_shift", 1)]
+    assert report["status"] == "passed" and "checks" in report["warned"]
+    html = (w.folder / "reports" / "latest" / "report.html").read_text()
+    assert "<span class='badge warning'>PASSED WITH WARNINGS</span>" in html
+
+
+def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path):
     w = copy_of(reference, tmp_path / "unreconciled")
     w.execute(
         # fct_question_responses is a view of the scoring model's table
@@ -294,16 +320,12 @@ def test_reconciliation_counts_answers_missing_from_and_extra_in_the_fact_table(
         "insert into intermediate.int_question_responses_scored (response_id, question_id, is_substantive, is_deleted) "
         "values ('r_nowhere', 'q_nowhere', false, false)",
     )
-    proc = w.run("run", "--select", "stg_replica__districts")  # leaves the fact table as it is
+    proc = w.run("run", "--select", "assert_fct_question_responses_holds_the_current_answers")
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
-    rec = w.latest_report()["reconciliation"]
-    failed = {c["check"]: c["detail"] for c in rec["checks"] if c["status"] == "failed"}
-    assert set(failed) == {"every current answer (staging) is in fct_question_responses",
-                           "fct_question_responses holds no answer that is not current"}
-    assert all(detail.startswith("1 ") for detail in failed.values()), failed
-    qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
-    assert qr["current_rows"] == qr["mart_rows"]  # one missing, one extra
-    assert qr["current_rows"] == w.query("select count(*) from staging.stg_replica__question_responses")[0][0]
+    report = w.latest_report()
+    assert report["failed_checks"] == ["dbt test assert_fct_question_responses_holds_the_current_answers "
+                                       "(2 failing rows)"]
+    assert report["reconciliation"]["status"] == "passed"  # files -> raw is still right
 
 
 def test_kill_9_during_dbt_build_then_run_again_gives_the_same_marts(reference, tmp_path):
@@ -413,17 +435,65 @@ def test_loading_day_by_day_with_a_run_after_each_gives_the_same_marts(reference
     assert marts(w.db, exclude=load_times) == single
 
 
-def test_the_project_fingerprint_follows_files_and_the_environment_they_read(monkeypatch):
-    from orchestrate.run import project_fingerprint
+def test_the_environment_fingerprint_follows_what_state_modified_cannot_see(monkeypatch):
+    """dbt's state:modified sees files, not the environment variables a macro reads when it
+    runs: a new STUDENT_KEY_SALT changes every student key, so it must force a full build."""
+    from orchestrate.scope import environment_fingerprint
 
     monkeypatch.setenv("STUDENT_KEY_SALT", "one")
-    first = project_fingerprint()
-    assert project_fingerprint() == first
+    first = environment_fingerprint()
+    assert environment_fingerprint() == first
     monkeypatch.setenv("STUDENT_KEY_SALT", "two")  # read by a macro: the keys change
-    assert project_fingerprint() != first
+    assert environment_fingerprint() != first
     monkeypatch.setenv("STUDENT_KEY_SALT", "one")
     monkeypatch.setenv("SOME_UNRELATED_VARIABLE", "x")
-    assert project_fingerprint() == first
+    assert environment_fingerprint() == first
+
+
+def project_copy(folder: Path) -> Path:
+    """The dbt project's files (not the orchestrator, data or artifacts) in a folder."""
+    for name in ("dbt_project.yml", "profiles.yml", "models", "seeds", "macros", "snapshots", "tests/dbt"):
+        source = PROJECT_DIR / name
+        if source.is_dir():
+            shutil.copytree(source, folder / name)
+        elif source.exists():
+            folder.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source, folder / name)
+    return folder
+
+
+def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(reference, tmp_path):
+    """state:modified+ against the last passing build: a comment-only edit of one model
+    rebuilds that model and what depends on it, nothing else (issue 13)."""
+    w = copy_of(reference, tmp_path / "comment")
+    shutil.copytree(reference.folder / "target" / "production-state", w.folder / "target" / "production-state")
+    project = project_copy(tmp_path / "project")
+    model = project / "models" / "intermediate" / "results" / "int_topic_results_aggregated.sql"
+    text = model.read_text()
+    assert "\nwith\n" in text
+    model.write_text(text.replace("\nwith\n", "\nwith\n-- a comment, nothing else\n", 1))
+
+    proc = run_cli("run", env={**w.env, "ORCHESTRATE_PROJECT_DIR": str(project)})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    report = w.latest_report()
+    assert "int_topic_results_aggregated" in report["build_scope"], report["build_scope"]
+    assert "state:modified+" in report["dbt"]["command"]
+
+    manifest = json.loads((w.folder / "target" / "manifest.json").read_text())
+    [edited] = [uid for uid, n in manifest["nodes"].items() if n["name"] == "int_topic_results_aggregated"]
+    downstream, todo = set(), [edited]
+    while todo:  # the model and everything that depends on it, from dbt's child map
+        for child in manifest["child_map"][todo.pop()]:
+            if child not in downstream:
+                downstream.add(child)
+                todo.append(child)
+    built = {r["unique_id"] for r in report["dbt"]["results"]}
+    models = {uid for uid in built if uid.startswith("model.")}
+    assert models == {edited} | {uid for uid in downstream if uid.startswith("model.")}
+    assert built <= {edited} | downstream | {uid for uid, n in manifest["unit_tests"].items()
+                                             if n["model"] in {manifest["nodes"][m]["name"] for m in models}}
+    assert len(models) < len([n for n in manifest["nodes"].values() if n["resource_type"] == "model"]) / 3
+    assert {"topic_results", "benchmarks"} <= {manifest["nodes"][uid]["name"] for uid in models}
 
 
 def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path):
@@ -526,7 +596,7 @@ def test_ctrl_c_or_sigterm_stops_a_run_and_the_next_run_finishes_it(reference, t
 def test_a_run_whose_extracts_include_answers_of_deleted_responses_passes(reference, tmp_path):
     """The platform deleted a response but not its answers: the answers stay in the change
     log and in staging, are not current (fct_question_responses leaves them out), and the
-    reconciliation and the row-count expectations agree."""
+    dbt test of the fact table agrees."""
     from conftest import change, write_extract
 
     w = copy_of(reference, tmp_path / "deleted")
@@ -543,12 +613,10 @@ def test_a_run_whose_extracts_include_answers_of_deleted_responses_passes(refere
     assert w.query(f"select count(*) from marts.fct_question_responses where response_id = '{response_id}'") == [(0,)]
     assert w.query("select count(*) from staging.stg_replica__question_responses "
                    f"where response_id = '{response_id}'") == [(answers,)]
-    rec = w.latest_report()["reconciliation"]
-    assert rec["status"] == "passed"
-    qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
-    assert qr["current_rows"] == qr["mart_rows"]
-    suite = next(s for s in w.latest_report()["expectations"] if s["suite"] == "row_counts")
-    assert suite["status"] == "passed", suite
+    report = w.latest_report()
+    assert report["reconciliation"]["status"] == "passed"
+    tests = {r["name"]: r["status"] for r in report["dbt"]["results"]}
+    assert tests["assert_fct_question_responses_holds_the_current_answers"] == "pass"
 
 
 def test_the_run_report_names_unknown_folders_stray_files_and_files_waiting(reference, tmp_path):

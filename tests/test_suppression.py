@@ -332,9 +332,10 @@ def test_report_shows_suppression_shares(built_warehouse):
     from pathlib import Path
 
     from orchestrate import checks, report
+    from orchestrate.warehouse import DuckDBWarehouse
 
     manifest = json.loads((Path(built_warehouse.env["DBT_TARGET_PATH"]) / "manifest.json").read_text())
-    warehouse = checks.DuckDBWarehouse(duckdb.connect(str(built_warehouse.db), read_only=True))
+    warehouse = DuckDBWarehouse(duckdb.connect(str(built_warehouse.db), read_only=True))
     try:
         shares = {m["mart"]: m for m in checks.suppression_shares(warehouse, checks.Relations(manifest))}
     finally:

@@ -14,34 +14,7 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-reporting_levels as (
-    select 'school' as reporting_level
-    union all
-    select 'district' as reporting_level
-),
-
-grouped as (
-    select
-        respondent_items.school_year,
-        respondent_items.respondent_type,
-        reporting_levels.reporting_level,
-        respondent_items.district_id,
-        respondent_items.topic_id,
-        respondent_items.canonical_item_id,
-        subgroups.subgroup_category,
-        subgroups.subgroup_value,
-        respondent_items.item_score,
-        respondent_items.substantive_answers,
-        respondent_items.favorable_answers,
-        case
-            when reporting_levels.reporting_level = 'school' then respondent_items.school_id
-            else respondent_items.district_id
-        end as entity_id
-    from respondent_items
-    inner join subgroups
-        on respondent_items.response_id = subgroups.response_id
-    cross join reporting_levels
-),
+{{ results_by_reporting_level('respondent_items', 'subgroups', ['topic_id', 'canonical_item_id', 'item_score']) }}
 
 final as (
     select

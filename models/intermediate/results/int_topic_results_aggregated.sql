@@ -14,33 +14,7 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-reporting_levels as (
-    select 'school' as reporting_level
-    union all
-    select 'district' as reporting_level
-),
-
-grouped as (
-    select
-        respondent_topics.school_year,
-        respondent_topics.respondent_type,
-        reporting_levels.reporting_level,
-        respondent_topics.district_id,
-        respondent_topics.topic_id,
-        subgroups.subgroup_category,
-        subgroups.subgroup_value,
-        respondent_topics.topic_score,
-        respondent_topics.substantive_answers,
-        respondent_topics.favorable_answers,
-        case
-            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
-            else respondent_topics.district_id
-        end as entity_id
-    from respondent_topics
-    inner join subgroups
-        on respondent_topics.response_id = subgroups.response_id
-    cross join reporting_levels
-),
+{{ results_by_reporting_level('respondent_topics', 'subgroups', ['topic_id', 'topic_score']) }}
 
 final as (
     select
