@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import PROJECT_DIR
+from conftest import PROJECT_DIR, run_cli, scratch_project
 
 
 def git(cwd, *args: str) -> str:
@@ -64,3 +64,83 @@ def test_make_lint_on_a_fresh_clone_lints_the_changed_model_and_names_file_and_l
     assert "models/marts/core/dim_schools.sql:25:" in out and "CP01" in out, out
     assert "Traceback" not in out, out
     assert not (fresh_clone / "data").exists()
+
+
+# --------------------------------------------------------------------------------------
+# Seeds: python -m orchestrate check-seeds (pre-commit runs it), no warehouse needed
+
+
+def append_row(path, line: str) -> int:
+    """Append a CSV line; return its line number."""
+    text = path.read_text(encoding="utf-8")
+    if not text.endswith("\n"):
+        text += "\n"
+    path.write_text(text + line + "\n", encoding="utf-8")
+    return text.count("\n") + 1
+
+
+def replace_line(path, old: str, new: str) -> int:
+    """Replace the one line that contains `old`; return its line number."""
+    lines = path.read_text(encoding="utf-8").splitlines()
+    hits = [i for i, line in enumerate(lines) if old in line]
+    assert len(hits) == 1, (old, hits)
+    lines[hits[0]] = lines[hits[0]].replace(old, new)
+    path.write_text("\n".join(lines) + "\n", encoding="utf-8")
+    return hits[0] + 1
+
+
+def check_seeds(project, *args: str):
+    return run_cli("check-seeds", *args, cwd=project, env={"DBT_DUCKDB_PATH": str(project / "none.duckdb")})
+
+
+def test_the_committed_seeds_pass_the_seed_check(tmp_path):
+    proc = check_seeds(PROJECT_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert "every check passed" in proc.stdout
+
+
+CODES = "seeds/demographics/xwalk_demographic_codes.csv"
+OVERRIDES = "seeds/demographics/xwalk_district_demographic_overrides.csv"
+QUESTIONS = "seeds/survey/question_crosswalk.csv"
+
+
+@pytest.mark.parametrize("change, expected", [
+    (lambda p: append_row(p / CODES, "gender,Femme,Female"),
+     "standard_value 'Female' is not in the gender vocabulary"),
+    (lambda p: append_row(p / OVERRIDES, "d09,race,7,Hispanic,district SIS code"),
+     "standard_value 'Hispanic' is not in the race vocabulary"),
+    (lambda p: append_row(p / CODES, "gender, f ,F"),  # the same code as the row `gender,F,F`
+     "same field and code (case and spaces ignored) as line"),
+    (lambda p: append_row(p / QUESTIONS, "d01,,I like the lunch menu.,lunch_01,a.analyst,2026-11-30"),
+     "canonical_item_id 'lunch_01' is not a canonical_item_id of seeds/survey/canonical_items.csv"),
+    (lambda p: append_row(p / QUESTIONS, "d01,,I like the lunch menu.,bel_01,a.analyst,2026-11-31"),
+     "reviewed_on '2026-11-31' is not a date"),
+    (lambda p: append_row(p / QUESTIONS, 'd01,,"Unquoted, comma",bel_01,a.analyst,2026-11-30,extra'),
+     "7 fields, the header has 6"),
+], ids=["vocabulary", "override-vocabulary", "duplicate-code", "unknown-item", "bad-date", "bad-csv"])
+def test_a_bad_seed_row_fails_the_seed_check_naming_file_and_line(tmp_path, change, expected):
+    project = scratch_project(tmp_path)
+    line = change(project)
+    proc = check_seeds(project)
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    findings = [f for f in proc.stdout.splitlines() if expected in f]
+    assert len(findings) == 1, proc.stdout
+    assert findings[0].startswith(f"seeds/") and f".csv:{line}: " in findings[0], findings[0]
+    assert proc.stdout.strip().splitlines()[-1].endswith("(python -m orchestrate check-seeds).")
+
+
+def test_a_question_mapped_onto_an_item_of_another_scale_fails_naming_file_and_line(tmp_path, built_warehouse):
+    """With a built warehouse at hand the check knows each district question's options: d02's
+    5-option belonging question mapped onto rel_01, a 7-point item, is refused."""
+    project = scratch_project(tmp_path)
+    wording = '"If something is wrong, I have a grown-up at school I can go to."'
+    line = replace_line(project / QUESTIONS, f"d02,,{wording},bel_04", f"d02,,{wording},rel_01")
+    proc = check_seeds(project, "--warehouse", str(built_warehouse.db))
+    assert proc.returncode == 1, proc.stdout + proc.stderr
+    findings = [f for f in proc.stdout.splitlines() if f.startswith(f"{QUESTIONS}:")]
+    assert len(findings) == 1, proc.stdout
+    assert findings[0].startswith(f"{QUESTIONS}:{line}: rel_01 has a 7-point scale, but d02's question"), findings[0]
+    assert "has 5 scale options" in findings[0]
+    # The same seeds without the warehouse: that check is skipped, and says so.
+    proc = check_seeds(project, "--no-warehouse")
+    assert proc.returncode == 0 and "scale check skipped" in proc.stdout, proc.stdout
