@@ -144,3 +144,45 @@ def test_a_question_mapped_onto_an_item_of_another_scale_fails_naming_file_and_l
     # The same seeds without the warehouse: that check is skipped, and says so.
     proc = check_seeds(project, "--no-warehouse")
     assert proc.returncode == 0 and "scale check skipped" in proc.stdout, proc.stdout
+
+
+# --------------------------------------------------------------------------------------
+# pre-commit: the hooks of .pre-commit-config.yaml run on a commit in a fresh clone
+
+
+def commit(clone, message: str) -> subprocess.CompletedProcess:
+    env = {**clean_env(), "PRE_COMMIT_HOME": str(clone.parent / "pre-commit-home")}
+    return subprocess.run(["git", "-C", str(clone), "commit", "-am", message], env=env,
+                          capture_output=True, text=True, timeout=600)
+
+
+def test_pre_commit_refuses_bad_seeds_yaml_and_sql_and_accepts_the_fixed_commit(fresh_clone):
+    clone = fresh_clone
+    installed = subprocess.run([str(clone / ".venv/bin/pre-commit"), "install"], cwd=clone, env=clean_env(),
+                               capture_output=True, text=True)
+    assert installed.returncode == 0, installed.stdout + installed.stderr
+
+    codes = clone / CODES
+    good_codes = codes.read_text(encoding="utf-8")
+    line = append_row(codes, "gender,Femme,Female")
+    yml = clone / "models/marts/core/dim_schools.yml"
+    good_yml = yml.read_text(encoding="utf-8")
+    yml.write_text(good_yml.replace("models:\n", "models:\n  - name: [unclosed\n", 1), encoding="utf-8")
+    model = clone / "models/marts/core/dim_schools.sql"
+    good_sql = model.read_text(encoding="utf-8")
+    model.write_text(good_sql.replace(" as lowest_code", " AS lowest_code"), encoding="utf-8")
+
+    proc = commit(clone, "three mistakes")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode != 0, out
+    assert f"{CODES}:{line}: standard_value 'Female' is not in the gender vocabulary" in out, out
+    assert "models/marts/core/dim_schools.yml" in out and "YAML well-formed" in out, out
+    assert "models/marts/core/dim_schools.sql:25:" in out and "CP01" in out, out
+    assert git(clone, "log", "-1", "--format=%s").strip() != "three mistakes"
+
+    codes.write_text(good_codes + "gender,Femme,F\n", encoding="utf-8")
+    yml.write_text(good_yml, encoding="utf-8")
+    model.write_text(good_sql + "-- grade span reviewed\n", encoding="utf-8")
+    proc = commit(clone, "Femme is F")
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    assert git(clone, "log", "-1", "--format=%s").strip() == "Femme is F"
