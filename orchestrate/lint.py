@@ -12,7 +12,10 @@ renders every ref, var and macro as dbt compiles them. Each finding prints as
 `path:line:column: CODE description`, which editors and terminals link to the line.
 Layout findings are fixed by `.venv/bin/sqlfluff fix <file>`.
 
-Exit status: 0 clean, 1 findings.
+When dbt cannot load the project (a broken yml), the files are linted with the fast
+editor config (.sqlfluff-editor/config: the jinja templater) instead, after dbt's error.
+
+Exit status: 0 clean, 1 findings, 2 dbt could not load the project.
 """
 
 from __future__ import annotations
@@ -24,9 +27,11 @@ import sys
 import time
 from pathlib import Path
 
+from orchestrate.errors import UserError
 from orchestrate.warehouse import PROJECT_DIR
 
 MODELS = "models"
+EDITOR_CONFIG = ".sqlfluff-editor/config"
 # A change here can change how any model lints: lint them all.
 AFFECTS_EVERY_MODEL = ("macros/", ".sqlfluff", "dbt_project.yml")
 
@@ -51,10 +56,20 @@ def main(args: argparse.Namespace) -> int:
         print("sqlfluff: nothing to lint")
         return 0
     started = time.perf_counter()
-    findings, files = lint(paths)
+    project_error = None
+    try:
+        findings, files = lint(paths)
+    except DbtProjectError as exc:
+        project_error = exc
+        print(f"sqlfluff: dbt cannot load the project, so these files are linted with {EDITOR_CONFIG}:\n"
+              f"{exc}", flush=True)
+        findings, files = lint(paths, EDITOR_CONFIG)
     for line in findings:
         print(line)
     seconds = time.perf_counter() - started
+    if project_error is not None:
+        raise UserError(f"dbt could not load the project ({len(findings)} lint findings above): fix the "
+                        "error dbt names above (`.venv/bin/dbt parse` shows it too), then lint again.")
     if findings:
         print(f"sqlfluff: {len(findings)} findings in {files} files ({seconds:.0f}s). Fix layout with "
               "`.venv/bin/sqlfluff fix <file>`; the others need a hand edit.")
@@ -90,14 +105,26 @@ def changed_models(base: str) -> tuple[list[str], str]:
     return models, f"{len(models)} models changed since {base}"
 
 
-def lint(paths: list[str]) -> tuple[list[str], int]:
-    """Lint with the project's .sqlfluff; return the findings as `path:line:col: ...`
-    lines and the number of files linted."""
+class DbtProjectError(Exception):
+    """dbt's templater could not load the project."""
+
+
+def lint(paths: list[str], extra_config: str | None = None) -> tuple[list[str], int]:
+    """Lint with the project's .sqlfluff (and `extra_config` over it); return the findings
+    as `path:line:col: ...` lines and the number of files linted."""
     from sqlfluff.core import FluffConfig, Linter  # imported late: slow to import
+    from sqlfluff.core.errors import SQLFluffUserError
 
     os.chdir(PROJECT_DIR)  # the config's dbt project and profiles dir are relative to it
-    config = FluffConfig.from_root()
-    result = Linter(config=config).lint_paths(tuple(paths))
+    config = FluffConfig.from_root(extra_config_path=extra_config)
+    try:
+        result = Linter(config=config).lint_paths(tuple(paths))
+    except SQLFluffUserError as exc:
+        if "dbt" not in str(exc):
+            raise
+        message = str(exc)
+        message = message.split("dbt.exceptions.", 1)[-1]  # sqlfluff's preamble says nothing more
+        raise DbtProjectError(message.strip()) from None
     findings = []
     records = result.as_records()
     for record in records:
