@@ -307,6 +307,18 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
             print(f"warning: could not record the run in {HISTORY_TABLE}: {exc}", file=sys.stderr)
     if warehouse is not None:
         warehouse.close()
+    # production's dbt state, for pr-check to compare a change with (not after --select:
+    # what was not selected may be older than the project)
+    if run.status == "passed" and run.scope["kind"] != "selected":
+        try:
+            from orchestrate.pr_check import keep_production_state
+
+            kept = keep_production_state(options["target"], run.scope.get("fingerprint") or project_fingerprint(),
+                                         full_parse_manifest=bool((run.dbt or {}).get("full_parse")))
+            if kept:
+                print(f"production state for pr-check kept in {kept}", flush=True)
+        except Exception as exc:
+            print(f"warning: production's dbt state not kept for pr-check: {exc}", file=sys.stderr)
 
     _print_ending(run, report_dir)
     return run.exit_code
@@ -440,6 +452,14 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
         elif run.scope["kind"] == "changed":
             args += ["--select", *(f"source:replica.{t}+" for t in run.scope["tables"]),
                      "--exclude-resource-type", "unit_test"]
+    # A parse in full when the project changed since the production state pr-check compares
+    # with was kept, so that this build's manifest can be kept (orchestrate/pr_check.py).
+    from orchestrate.pr_check import state_is_current
+
+    full_parse = retry_state is None and not state_is_current(
+        options["target"], run.scope.get("fingerprint") or project_fingerprint())
+    if full_parse:
+        args.append("--no-partial-parse")
     args.append("--quiet")  # our callback prints progress; errors still print
     print(f"dbt {' '.join(args)}", flush=True)
     run_results_path = dbt.target_path() / "run_results.json"
@@ -461,6 +481,7 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
     summary["scope"] = run.scope["why"] if retry_state is None else f"retry of run {run.retry_of}"
     summary["run_results"] = run_results
     summary["state"] = str(report_dir / "dbt") if run_results is not None else None
+    summary["full_parse"] = full_parse
     if res.exception is not None:
         message = str(res.exception)
         if "lock" in message.lower() and "duckdb" in message.lower() or "Could not set lock" in message:
