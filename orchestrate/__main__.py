@@ -4,9 +4,12 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import logging
+import signal
 import sys
+import traceback
 
-from orchestrate.errors import UserError
+from orchestrate.errors import Interrupted, UserError, explain
 
 # command -> (module, help). Each module has add_arguments(parser) and main(args) -> int.
 COMMANDS = {
@@ -25,6 +28,22 @@ COMMANDS = {
 }
 
 
+def stop_on_signals() -> None:
+    """SIGINT and SIGTERM raise Interrupted in the main thread, once: the command stops
+    where it is (an ingest batch rolls back, dbt cancels its queries, `run` records the
+    run as interrupted); a second signal while it winds up is ignored."""
+
+    def handler(signum, frame):
+        signal.signal(signal.SIGINT, signal.SIG_IGN)
+        signal.signal(signal.SIGTERM, signal.SIG_IGN)
+        # dbt's console logger would print the interruption as an error with a stack trace
+        logging.getLogger("stdout_log").setLevel(logging.CRITICAL + 1)
+        raise Interrupted(signal.Signals(signum).name)
+
+    signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGTERM, handler)
+
+
 def main(argv: list[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else argv
     parser = argparse.ArgumentParser(prog="python -m orchestrate", description=__doc__)
@@ -38,10 +57,25 @@ def main(argv: list[str] | None = None) -> int:
             module.add_arguments(command_parser)
     args = parser.parse_args(argv)
     module = importlib.import_module(COMMANDS[args.command][0])
+    stop_on_signals()
     try:
         return module.main(args)
     except UserError as exc:
         print(f"error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt as exc:
+        print(f"error: interrupted by {exc or 'SIGINT'}: stopped where it was (an ingest keeps "
+              "whole files only). Run the command again to finish.", file=sys.stderr)
+        return 2
+    except Exception as exc:
+        explained = explain(exc)
+        if explained is None:
+            traceback.print_exc()
+            first = (str(exc).strip().splitlines() or [""])[0]
+            explained = UserError(f"unexpected {type(exc).__name__}: {first}. This is a bug, or a "
+                                  "condition the orchestrator does not know: report it with the "
+                                  "traceback above.")
+        print(f"error: {explained}", file=sys.stderr)
         return 2
 
 

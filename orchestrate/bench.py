@@ -34,6 +34,7 @@ from pathlib import Path
 import duckdb
 
 from orchestrate import contract
+from orchestrate.errors import UserError
 from orchestrate.ingest import line_reader
 from orchestrate.warehouse import PROJECT_DIR, connect
 
@@ -164,6 +165,8 @@ def _run(extracts: Path, reports: Path) -> dict:
     seconds = time.perf_counter() - started
     report = json.loads((reports / "latest" / "report.json").read_text())
     report["bench_seconds"] = seconds
+    if report["status"] == "interrupted":  # Ctrl-C or SIGTERM: the benchmark stops too
+        raise UserError(f"run {report['run_id']} was interrupted: benchmark stopped")
     if status != 0:
         print(f"[bench] warning: run exited {status}; see {reports / 'latest'}", file=sys.stderr)
     return report

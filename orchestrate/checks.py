@@ -488,8 +488,10 @@ def reconcile(warehouse, relations: Relations) -> dict:
     for table, mart in MART_OF.items():
         files, lines, loaded, quarantined = per_file.get(table, (0, 0, 0, 0))
         raw_rows = _count(warehouse, relations.source("replica", table))
+        not_current = None
         if table == "question_responses" and answers.get("current") is not None:
             current = answers["current"]  # counted with the comparison below: one pass
+            not_current = answers["staged"] - current
         else:
             current = _count(warehouse, _ref_or_none(relations, f"stg_replica__{table}"))
         mart_rows = _count(warehouse, _ref_or_none(relations, mart)) if mart else None
@@ -501,6 +503,7 @@ def reconcile(warehouse, relations: Relations) -> dict:
             "lines_quarantined": quarantined,
             "raw_rows": raw_rows,
             "current_rows": current,
+            "not_current": not_current,
             "mart": mart,
             "mart_rows": mart_rows,
         })
@@ -551,25 +554,35 @@ def reconcile(warehouse, relations: Relations) -> dict:
 
 
 def _answers_against_fact(warehouse, relations: Relations) -> dict:
-    """Current answers (staging) against fct_question_responses in one pass over the
-    staging view, the costliest to compute: how many there are, how many are missing from
-    the fact table, how many fact rows are not current answers."""
+    """Current answers against fct_question_responses in one pass over the staging view,
+    the costliest to compute. An answer in staging (its last change not a delete) is
+    current when its response and its question exist too, as the models say (the
+    scored_answers macro joins both): the answers of a deleted response are not current.
+    Returns how many answers staging holds, how many are current, how many current ones
+    are missing from the fact table and how many fact rows are not current answers."""
     try:
         staging = relations.ref("stg_replica__question_responses")
+        responses = relations.ref("stg_replica__survey_responses")
+        questions = relations.ref("int_questions_mapped")
         fact = relations.ref("fct_question_responses")
     except MissingRelation as exc:
         return {"skipped": str(exc)}
     if not warehouse.exists(fact):
         return {"skipped": f"{fact} does not exist"}
-    current, missing, extra = warehouse.rows(
-        "select count(s.in_staging), "
-        "coalesce(sum(case when f.in_fact is null then 1 else 0 end), 0), "
-        "coalesce(sum(case when s.in_staging is null then 1 else 0 end), 0) "
-        f"from (select response_id, question_id, 1 as in_staging from {staging}) as s "
+    staged, current, missing, extra = warehouse.rows(
+        "select count(s.response_id), count(s.is_current), "
+        "coalesce(sum(case when s.is_current = 1 and f.in_fact is null then 1 else 0 end), 0), "
+        "coalesce(sum(case when f.in_fact = 1 and s.is_current is null then 1 else 0 end), 0) "
+        "from (select a.response_id, a.question_id, "
+        "case when r.response_id is not null and q.question_id is not null then 1 end as is_current "
+        f"from {staging} as a "
+        f"left join (select distinct response_id from {responses}) as r on a.response_id = r.response_id "
+        f"left join (select distinct question_id from {questions}) as q on a.question_id = q.question_id"
+        ") as s "
         f"full outer join (select response_id, question_id, 1 as in_fact from {fact}) as f "
         "on f.response_id = s.response_id and f.question_id = s.question_id"
     )[0]
-    return {"fact": fact, "current": current, "missing": missing, "extra": extra}
+    return {"fact": fact, "staged": staged, "current": current, "missing": missing, "extra": extra}
 
 
 def _check(name: str, passed: bool, detail: str) -> dict:

@@ -2,24 +2,41 @@
 
 `python -m orchestrate ingest --extracts DIR`
 
-New files under DIR/<table>/ (see contract.py for names) load in batches of one table's
-files, each batch in one transaction: each file's valid lines go to raw.<table> (envelope + contract columns + `_extra` for keys
+New files under DIR/<table>/ (see contract.py for names) load in batches of one table's files, each batch in one transaction: each file's valid lines go to raw.<table> (envelope + contract columns + `_extra` for keys
 the contract does not list + `_source_file` and `_source_line`), its malformed lines go to
 raw.quarantined_lines with their line number and reason, and a row goes to
-raw.ingest_ledger with the file's checksum and counts. A killed process therefore leaves
+raw.ingest_ledger with the file's checksums and counts. A killed process therefore leaves
 either all of a file or none of it, and a rerun loads what is missing.
 
-Before anything is loaded, every file is checked against the ledger: a file already loaded
-with the same checksum is skipped; a known name with different content refuses the whole
-batch (nothing is loaded, nothing already loaded changes) and names the file.
+Before anything is loaded, every new file is read to its end once (decompressed in
+Python, in parallel): a file whose gzip stream does not end cleanly (a copy cut short),
+is damaged or empty refuses the whole ingest, and nothing is recorded for it, so a good
+copy loads later. The same pass hashes the uncompressed lines (`content_sha256`), so
+redelivery is recognised by content: a copy recompressed under a new name is skipped, and
+under the same name it is not "altered". A known name with other content refuses the
+whole ingest (nothing is loaded, nothing already loaded changes) and names the file.
+
+`_seq` is strictly increasing per table (the contract): a valid line whose `_seq` is
+already loaded, or appears on an earlier line of the same delivery, is quarantined as a
+duplicate; the change loaded first stays. `_ts` without a zone is UTC, as the contract says
+every `_ts` is. Lines may be as long as a file (the contract's 500 MB).
+
+Files the writer has not renamed into place yet (`*.tmp`, `*.partial`, `*.part`,
+dot-files) are left for a later run and listed as waiting; folders that are not tables of
+the contract and stray files are named in a warning. Folders and files whose names start
+with `_` or `.` at the top of DIR are not table folders and are passed over in silence
+(e.g. the generator's `_truth/`).
 """
 
 from __future__ import annotations
 
 import argparse
 import hashlib
+import os
 import sys
 import time
+import zlib
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -27,22 +44,30 @@ import duckdb
 
 from orchestrate import contract
 from orchestrate.contract import TABLES, Table
-from orchestrate.errors import UserError
+from orchestrate.errors import UserError, explain
 from orchestrate.warehouse import connect
 
 RAW_SCHEMA = "raw"
 LEDGER = f"{RAW_SCHEMA}.ingest_ledger"
 QUARANTINE = f"{RAW_SCHEMA}.quarantined_lines"
+# Ledger columns added after the first release: warehouses created before get them.
+LEDGER_ADDED_COLUMNS = {"content_sha256": "varchar"}
+
+LAYOUT = "<extracts>/<table>/<table>__<start>__<end>__<part>.ndjson.gz"
+# A writer's file not renamed into place yet (besides dot-files).
+WAITING_SUFFIXES = (".tmp", ".partial", ".part")
+# DuckDB's read_csv refuses longer lines unless told; a batch with longer ones says so.
+DEFAULT_MAX_LINE_SIZE = 2_000_000
 
 
-
-def line_reader(files_sql: str, with_filename: bool = False) -> str:
+def line_reader(files_sql: str, with_filename: bool = False, max_line_size: int | None = None) -> str:
     """DuckDB table function reading every line of the files as one VARCHAR: no quoting,
     no delimiter a JSON line can contain unescaped (control characters must be escaped
     inside JSON strings). The benchmark's floor scans with exactly these options."""
     return (
         f"read_csv({files_sql}, columns={{'line': 'varchar'}}, delim='\\x01', quote='', "
         "escape='', header=false, auto_detect=false, compression='gzip', strict_mode=false"
+        + (f", max_line_size={int(max_line_size)}" if max_line_size else "")
         + (", filename=true)" if with_filename else ")")
     )
 
@@ -70,6 +95,8 @@ class FileResult:
 class IngestResult:
     loaded: list[FileResult] = field(default_factory=list)
     skipped: list[str] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)  # paths not renamed into place yet
+    warnings: list[str] = field(default_factory=list)  # unknown folders, stray files
     seconds: float = 0.0
 
     @property
@@ -110,9 +137,12 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
           line_count bigint not null,
           rows_loaded bigint not null,
           lines_quarantined bigint not null,
-          loaded_at timestamp not null
+          loaded_at timestamp not null,
+          content_sha256 varchar
         )"""
     )
+    for column, column_type in LEDGER_ADDED_COLUMNS.items():
+        con.execute(f"alter table {LEDGER} add column if not exists {column} {column_type}")
     con.execute(
         f"""
         create table if not exists {QUARANTINE} (
@@ -126,26 +156,141 @@ def ensure_raw_schema(con: duckdb.DuckDBPyConnection) -> None:
     )
 
 
+CHUNK = 1 << 20
+
+
 def sha256_of(path: Path) -> str:
     digest = hashlib.sha256()
     with path.open("rb") as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b""):
+        for chunk in iter(lambda: fh.read(CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
 
 
-def discover(extracts: Path) -> list[tuple[contract.ExtractFile, Path]]:
-    """Every extract file under DIR/<table>/, in interval order; refuse unknown names."""
+@dataclass
+class Examined:
+    """A file read to its end: checksums of its bytes and of its uncompressed lines (None
+    when not decompressed: the same bytes as a loaded file), or why it cannot be read."""
+
+    sha256: str
+    content_sha256: str | None = None
+    longest_line: int = 0  # bytes; exact when longer than CHUNK, which is all that matters
+    problem: str | None = None
+
+
+def read_to_end(path: Path) -> Examined:
+    """Decompress the file once, streaming: hash its bytes and its uncompressed lines and
+    check that its gzip stream (or streams: gzip allows several members) ends cleanly."""
+    raw, content = hashlib.sha256(), hashlib.sha256()
+    size, line, longest = 0, 0, 0
+    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip format only
+
+    def take(piece: bytes) -> None:
+        nonlocal line, longest
+        content.update(piece)
+        first = piece.find(b"\n")
+        if first < 0:
+            line += len(piece)
+        else:  # lines inside a piece are shorter than CHUNK: only those across pieces count
+            longest = max(longest, line + first)
+            line = len(piece) - piece.rfind(b"\n") - 1
+
+    with path.open("rb") as fh:
+        while chunk := fh.read(CHUNK):
+            size += len(chunk)
+            raw.update(chunk)
+            data = chunk
+            while data:
+                if inflater.eof:  # another gzip member follows
+                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                try:
+                    take(inflater.decompress(data, CHUNK))
+                except zlib.error as exc:
+                    return Examined(raw.hexdigest(), problem=(
+                        f"not a readable gzip stream (damaged near byte {size:,}: {exc})"))
+                data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail
+    if size == 0:
+        return Examined(raw.hexdigest(), problem="empty file (0 bytes): not even a gzip header")
+    if not inflater.eof:
+        return Examined(raw.hexdigest(), problem=(
+            f"the file ends before the end of its gzip stream, after {size:,} bytes "
+            "(a copy cut short, or still being written under its final name)"))
+    return Examined(raw.hexdigest(), content.hexdigest(), max(longest, line))
+
+
+def examine(path: Path, loaded: tuple[str, str | None] | None) -> Examined:
+    """Read a file against its ledger entry (sha256, content_sha256) if its name is known:
+    the same bytes as the loaded file need no decompressing (it was whole when loaded)."""
+    if loaded is not None:
+        checksum = sha256_of(path)
+        if checksum == loaded[0] and loaded[1] is not None:
+            return Examined(checksum, loaded[1])
+    return read_to_end(path)
+
+
+@dataclass
+class Delivery:
+    files: list[tuple[contract.ExtractFile, Path]]
+    waiting: list[Path] = field(default_factory=list)
+    warnings: list[str] = field(default_factory=list)
+
+
+def _no_table_folders(extracts: Path) -> IngestRefused:
+    """Why DIR holds no table folders, and where they might be."""
+    hint = ""
+    names = sorted(p.name for p in extracts.iterdir())
+    if any(contract.FILE_NAME.match(n) for n in names):
+        hint = (f"\nIt holds extract files itself: it looks like one table's folder; point "
+                f"--extracts at {extracts.parent}.")
+    else:
+        inner = [p for p in sorted(extracts.iterdir())
+                 if p.is_dir() and any((p / t).is_dir() for t in TABLES)]
+        if inner:
+            hint = f"\nIts folder {inner[0]} holds table folders: point --extracts there."
+    return IngestRefused(
+        f"{extracts} holds no table folders ({len(names)} entries, none named after a table). "
+        f"Extracts are laid out as {LAYOUT}, one folder per table: {', '.join(TABLES)}."
+        + hint
+        + f"\nNothing was loaded: point --extracts at the folder that holds the table folders "
+        f"({LAYOUT})."
+    )
+
+
+def discover(extracts: Path) -> Delivery:
+    """Every extract file under DIR/<table>/, in interval order; refuse unknown names in a
+    table folder. Files not renamed into place yet wait; other folders and stray files are
+    warned about."""
     if not extracts.is_dir():
-        raise IngestRefused(f"{extracts}: no such directory of extracts")
-    found, bad = [], []
-    for table in TABLES:
-        folder = extracts / table
-        if not folder.is_dir():
-            continue
-        for path in sorted(folder.iterdir()):
-            if path.name.startswith(".") or not path.is_file():
-                continue  # writers' temporary files, renamed into place when complete
+        what = "not a folder" if extracts.exists() else "no such folder"
+        raise IngestRefused(
+            f"{extracts}: {what} of extracts. Check the --extracts path: it should be the "
+            f"folder holding one folder per table ({LAYOUT})."
+        )
+    delivery = Delivery([])
+    tables = []
+    for entry in sorted(extracts.iterdir()):
+        if entry.name in TABLES and entry.is_dir():
+            tables.append(entry.name)
+        elif entry.name.startswith((".", "_")):
+            continue  # hidden, or not a table by convention (the generator's _truth/)
+        elif entry.is_dir():
+            delivery.warnings.append(
+                f"{entry}: folder {entry.name!r} is not a table of the contract "
+                f"({', '.join(TABLES)}); its files were not loaded")
+        else:
+            delivery.warnings.append(
+                f"{entry}: a file outside the table folders ({LAYOUT}); not loaded")
+    if not tables:
+        raise _no_table_folders(extracts)
+    bad = []
+    for table in tables:
+        for path in sorted((extracts / table).iterdir()):
+            if path.name.startswith(".") or path.name.endswith(WAITING_SUFFIXES):
+                delivery.waiting.append(path)  # the writer renames it into place when complete
+                continue
+            if path.is_dir():
+                delivery.warnings.append(f"{path}: a folder inside table folder {table!r}; not loaded")
+                continue
             try:
                 meta = contract.parse_file_name(path.name)
             except ValueError as exc:
@@ -154,7 +299,7 @@ def discover(extracts: Path) -> list[tuple[contract.ExtractFile, Path]]:
             if meta.table != table:
                 bad.append(f"{path}: file of table {meta.table!r} in folder {table!r}")
                 continue
-            found.append((meta, path))
+            delivery.files.append((meta, path))
     if bad:
         raise IngestRefused(
             "These files do not follow the extract contract; nothing was loaded:\n  "
@@ -162,8 +307,8 @@ def discover(extracts: Path) -> list[tuple[contract.ExtractFile, Path]]:
             + "\nRename or remove them (see docs/contracts/replica-extracts-v1.md), then rerun."
         )
     order = list(TABLES)
-    found.sort(key=lambda f: (f[0].interval_start, order.index(f[0].table), f[0].part))
-    return found
+    delivery.files.sort(key=lambda f: (f[0].interval_start, order.index(f[0].table), f[0].part))
+    return delivery
 
 
 def _quote(path: Path) -> str:
@@ -174,20 +319,24 @@ def _json_path(column: str) -> str:
     return f"'$.\"{column}\"'"
 
 
-def _lines_sql(paths: list[Path]) -> str:
+def _lines_sql(paths: list[Path], longest_line: int = 0) -> str:
     """The batch's lines in file order, numbered across the batch. Numbering needs one
     ordered pass (DuckDB keeps the files' order and each file's line order); everything
-    after it runs on every core."""
+    after it runs on every core. A batch with lines longer than read_csv's default limit
+    raises the limit to fit them."""
     files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    limit = longest_line + 1024 if longest_line + 1024 > DEFAULT_MAX_LINE_SIZE else None
     return (
         "select filename, ordinality::bigint as n, line "
-        f"from {line_reader(files, with_filename=True)} with ordinality"
+        f"from {line_reader(files, with_filename=True, max_line_size=limit)} with ordinality"
     )
 
 
 # `_ts` as written by the platform ("2024-09-03T14:22:05.123Z"), parsed without the (slow)
-# time-zone machinery; any other ISO 8601 form with an offset falls back to it.
+# time-zone machinery; any other ISO 8601 form with an offset or zone falls back to it. A
+# date and time without a zone is UTC (the contract's zone), never the machine's local time.
 UTC_FORMATS = "['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%dT%H:%M:%SZ']"
+NO_ZONE = r"'^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d([.,]\d+)?)?)?$'"
 
 
 def _checked_lines_sql(table: Table) -> str:
@@ -247,6 +396,7 @@ def _checked_lines_sql(table: Table) -> str:
     shaped as (
       select
         regexp_extract(l.filename, '[^/]+$') as source_file,
+        l.n as batch_n,
         l.n - o.first_n as line_no,
         l.line,
         coalesce(json_valid(l.line), false) as is_json,
@@ -257,6 +407,7 @@ def _checked_lines_sql(table: Table) -> str:
     parsed as (
       select
         source_file,
+        batch_n,
         line_no,
         line,
         is_json,
@@ -271,13 +422,17 @@ def _checked_lines_sql(table: Table) -> str:
         *,
         coalesce(
           try_strptime(rec._ts, {UTC_FORMATS}),
-          try_cast(rec._ts as timestamptz) at time zone 'UTC'
+          case
+            when regexp_matches(rec._ts, {NO_ZONE}) then try_cast(rec._ts as timestamp)
+            else try_cast(rec._ts as timestamptz) at time zone 'UTC'
+          end
         ) as ts
       from parsed
     ),
     judged as (
       select
         source_file,
+        batch_n,
         line_no,
         line,
         rec,
@@ -295,6 +450,7 @@ def _checked_lines_sql(table: Table) -> str:
     )
     select
       source_file,
+      batch_n,
       line_no,
       coalesce(strlen(line), 0) + 1 as line_bytes,
       reason,
@@ -309,21 +465,91 @@ def _checked_lines_sql(table: Table) -> str:
     """
 
 
-def load_batch(
-    con: duckdb.DuckDBPyConnection,
-    table: Table,
-    batch: list[tuple[contract.ExtractFile, Path, str]],
-) -> list[FileResult]:
+Batch = list[tuple[contract.ExtractFile, Path, Examined]]
+
+
+def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table) -> None:
+    """Quarantine, in temp table _checked, every valid line whose _seq is already in
+    raw.<table> or on an earlier line of this batch: `_seq` is strictly increasing per
+    table, so a second line with one is a repeat (or a conflicting change); the change
+    loaded first stays, and the reason names where it came from."""
+    seqs = "(select cast(rec._seq as bigint) as seq from _checked where reason is null)"
+    lines, low, high = con.execute(f"select count(*), min(seq), max(seq) from {seqs}").fetchone()
+    if not lines:
+        return
+    (loaded_high,) = con.execute(f"select max(_seq) from {RAW_SCHEMA}.{table.name}").fetchone()
+    reaches_back = loaded_high is not None and low <= loaded_high
+    if not reaches_back:  # the usual delivery: is each new _seq there once?
+        # one bit per value in [low, high] (32 MB at most) is ~5x faster than count(distinct)
+        distinct = (f"bit_count(bitstring_agg(seq, {int(low)}, {int(high)}))"
+                    if high - low < 1 << 28 else "count(distinct seq)")
+        if con.execute(f"select {distinct} from {seqs}").fetchone()[0] == lines:
+            return
+    con.execute(
+        f"""
+        create or replace temp table _repeats as
+        with batch as (
+          select batch_n, source_file, line_no, cast(rec._seq as bigint) as seq
+          from _checked
+          where reason is null
+        ),
+        loaded as (
+          select _seq as seq, min({{'file': _source_file, 'line': _source_line}}) as origin
+          from {RAW_SCHEMA}.{table.name}
+          where {"true" if reaches_back else "false"}
+            and _seq between {int(low)} and {int(high)}
+            and _seq in (select seq from batch)
+          group by _seq
+        ),
+        in_batch as (
+          select
+            batch_n,
+            seq,
+            first_value({{'file': source_file, 'line': line_no}}) over (
+              partition by seq order by batch_n
+            ) as origin,
+            row_number() over (partition by seq order by batch_n) as k
+          from batch
+          where seq in (select seq from batch group by seq having count(*) > 1)
+        ),
+        repeats as (
+          select batch.batch_n, batch.seq, loaded.origin
+          from batch
+          inner join loaded on batch.seq = loaded.seq
+          union all
+          select batch_n, seq, origin
+          from in_batch
+          where k > 1 and seq not in (select seq from loaded)
+        )
+        select
+          repeats.batch_n,
+          'duplicate _seq ' || repeats.seq || ': already loaded from ' || repeats.origin.file
+            || ' line ' || repeats.origin.line as reason,
+          _lines.line
+        from repeats
+        inner join _lines on repeats.batch_n = _lines.n
+        """
+    )
+    con.execute(
+        "update _checked set reason = _repeats.reason, bad_line = _repeats.line, rec = null "
+        "from _repeats where _checked.batch_n = _repeats.batch_n"
+    )
+    con.execute("drop table _repeats")
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch) -> list[FileResult]:
     """Load files of one table, with their ledger entries, in a single transaction."""
     cols = list(table.columns)
     select_cols = ", ".join(
         f"cast(rec.{c} as {t})" if t in ("bigint", "double") else f"rec.{c}"
         for c, t in table.raw_columns().items()
     )
+    longest = max(examined.longest_line for _, _, examined in batch)
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch])}")
+        con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
         con.execute(f"create or replace temp table _checked as {_checked_lines_sql(table)}")
+        _quarantine_repeated_seqs(con, table)
         con.execute(
             f"""
             insert into {RAW_SCHEMA}.{table.name}
@@ -359,32 +585,38 @@ def load_batch(
             ).fetchall()
         }
         results, ledger_rows = [], []
-        for meta, path, checksum in batch:
+        for meta, path, examined in batch:
             lines, loaded, quarantined, size = counts.get(meta.name, (0, 0, 0, 0))
             # names match contract.FILE_NAME and checksums are hex: safe to inline
             ledger_rows.append(
                 f"('{meta.name}', '{meta.table}', '{meta.interval_start:%Y-%m-%d %H:%M:%S}', "
-                f"'{meta.interval_end:%Y-%m-%d %H:%M:%S}', {meta.part}, '{checksum}', "
-                f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, now()::timestamp)"
+                f"'{meta.interval_end:%Y-%m-%d %H:%M:%S}', {meta.part}, '{examined.sha256}', "
+                f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, now()::timestamp, "
+                f"'{examined.content_sha256}')"
             )
             results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, size))
-        con.execute(f"insert into {LEDGER} values " + ", ".join(ledger_rows))
+        con.execute(
+            f"insert into {LEDGER} (file_name, table_name, interval_start, interval_end, part, "
+            "sha256, size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at, "
+            "content_sha256) values " + ", ".join(ledger_rows)
+        )
         con.execute("drop table _lines")
         con.execute("drop table _checked")
         con.execute("commit")
     except BaseException:
-        con.execute("rollback")
+        try:
+            con.execute("rollback")
+        except duckdb.Error:
+            pass  # the transaction already ended with the error (a failed commit): nothing kept
         raise
     return results
 
 
-def batches(
-    new: list[tuple[contract.ExtractFile, Path, str]], batch_bytes: int
-) -> list[list[tuple[contract.ExtractFile, Path, str]]]:
+def batches(new: Batch, batch_bytes: int) -> list[Batch]:
     """Group files of one table, in order, up to batch_bytes of compressed input each
     (many small daily files load in one statement; a big file loads alone)."""
-    out: list[list] = []
-    by_table: dict[str, list] = {}
+    out: list[Batch] = []
+    by_table: dict[str, Batch] = {}
     for item in new:
         by_table.setdefault(item[0].table, []).append(item)
     for items in by_table.values():
@@ -403,40 +635,72 @@ def batches(
 
 def plan(
     con: duckdb.DuckDBPyConnection, files: list[tuple[contract.ExtractFile, Path]]
-) -> tuple[list[tuple[contract.ExtractFile, Path, str]], list[str]]:
-    """Split files into new ones (with checksums) and already-loaded ones; refuse conflicts."""
-    ledger = dict(con.execute(f"select file_name, sha256 from {LEDGER}").fetchall())
-    loaded_checksums = {v: k for k, v in ledger.items()}
-    new, skipped, conflicts = [], [], []
-    seen_in_batch: dict[str, str] = {}
-    for meta, path in files:
-        checksum = sha256_of(path)
+) -> tuple[Batch, list[str]]:
+    """Split files into new ones and already-loaded ones (same name or same content);
+    refuse files that cannot be read to their end and known names with other content."""
+    ledger = {
+        name: (checksum, content)
+        for name, checksum, content in con.execute(
+            f"select file_name, sha256, content_sha256 from {LEDGER}"
+        ).fetchall()
+    }
+    by_checksum = {checksum: name for name, (checksum, _) in ledger.items()}
+    by_content = {content: name for name, (_, content) in ledger.items() if content}
+    with ThreadPoolExecutor(max_workers=min(8, os.cpu_count() or 1)) as pool:
+        examined = list(pool.map(lambda f: examine(f[1], ledger.get(f[0].name)), files))
+
+    new: Batch = []
+    skipped, unreadable, conflicts, backfill = [], [], [], []
+    seen: dict[str, str] = {}  # content -> name, new in this delivery
+    for (meta, path), found in zip(files, examined):
         if meta.name in ledger:
-            if ledger[meta.name] == checksum:
+            checksum, content = ledger[meta.name]
+            if found.sha256 == checksum or (
+                content and not found.problem and found.content_sha256 == content
+            ):
                 skipped.append(meta.name)
+                if content is None and not found.problem:  # loaded before content hashes
+                    backfill.append((found.content_sha256, meta.name))
+            elif found.problem:
+                conflicts.append(f"{path}: already loaded; this copy has other bytes and cannot "
+                                 f"be read to its end: {found.problem}")
             else:
                 conflicts.append(
-                    f"{path}: already loaded with sha256 {ledger[meta.name][:12]}…, "
-                    f"this delivery has {checksum[:12]}…"
+                    f"{path}: already loaded with sha256 {checksum[:12]}… and "
+                    + (f"content {content[:12]}…" if content else "content not recorded")
+                    + f", this delivery has {found.sha256[:12]}… and content "
+                    f"{found.content_sha256[:12]}…"
                 )
-        elif checksum in loaded_checksums or checksum in seen_in_batch:
-            original = loaded_checksums.get(checksum) or seen_in_batch[checksum]
+            continue
+        if found.problem:
+            unreadable.append(f"{path}: {found.problem}")
+            continue
+        original = (by_content.get(found.content_sha256) or seen.get(found.content_sha256)
+                    or by_checksum.get(found.sha256))
+        if original:
             skipped.append(meta.name)
-            print(
-                f"warning: {path} has the same content as {original}; skipped", file=sys.stderr
-            )
+            print(f"warning: {path} has the same content as {original}; skipped", file=sys.stderr)
         else:
-            seen_in_batch[checksum] = meta.name
-            new.append((meta, path, checksum))
-    if conflicts:
+            seen[found.content_sha256] = meta.name
+            new.append((meta, path, found))
+    if unreadable or conflicts:
+        parts = ["Refused: nothing was loaded and nothing already loaded changed."]
+        todo = []
+        if unreadable:
+            parts.append("These files cannot be read to their end; a file is loaded whole or not "
+                         "at all:\n  " + "\n  ".join(unreadable))
+            todo.append("ask for a complete copy of each file that cannot be read (the same name "
+                        "is fine: it was not recorded as loaded)")
+        if conflicts:
+            parts.append("These files were loaded before with different content; the contract "
+                         "forbids changing a delivered file:\n  " + "\n  ".join(conflicts))
+            todo.append("ask the platform team why each changed file changed")
         raise IngestRefused(
-            "Refused: these files were loaded before with different content. The contract "
-            "forbids changing a delivered file, so nothing was loaded and nothing already "
-            "loaded changed:\n  "
-            + "\n  ".join(conflicts)
-            + "\nAsk the platform team why the file changed; move the new copy out of the "
-            "extracts folder to go on loading the rest."
+            "\n".join(parts) + "\n" + "; ".join(todo).capitalize()
+            + ", or move those files out of the extracts folder to load the rest; then run again."
         )
+    if backfill:
+        con.executemany(f"update {LEDGER} set content_sha256 = ? where file_name = ?", backfill)
     return new, skipped
 
 
@@ -448,12 +712,23 @@ def ingest(
 ) -> IngestResult:
     started = time.perf_counter()
     ensure_raw_schema(con)
-    new, skipped = plan(con, discover(extracts))
-    result = IngestResult(skipped=skipped)
+    delivery = discover(extracts)
+    for line in delivery.warnings:
+        print(f"warning: {line}", file=sys.stderr, flush=True)
+    if delivery.waiting:
+        print(f"{len(delivery.waiting)} files waiting to be renamed into place by their writer "
+              "(left for a later run):\n  " + "\n  ".join(str(p) for p in delivery.waiting),
+              file=sys.stderr, flush=True)
+    new, skipped = plan(con, delivery.files)
+    result = IngestResult(skipped=skipped, waiting=[str(p) for p in delivery.waiting],
+                          warnings=delivery.warnings)
     total, done = len(new), 0
     for batch in batches(new, batch_bytes):
         table = TABLES[batch[0][0].table]
-        loaded = load_batch(con, table, batch)
+        try:
+            loaded = load_batch(con, table, batch)
+        except duckdb.Error as exc:
+            raise batch_failed(exc, batch, done) from exc
         result.loaded.extend(loaded)
         done += len(batch)
         if progress:
@@ -467,6 +742,19 @@ def ingest(
             )
     result.seconds = time.perf_counter() - started
     return result
+
+
+def batch_failed(exc: duckdb.Error, batch: Batch, done: int) -> UserError:
+    """A batch DuckDB could not load, in words: which files, what was kept, what to do."""
+    names = "\n  ".join(str(path) for _, path, _ in batch)
+    explained = explain(exc)
+    last = str(explained) if explained else (
+        f"DuckDB could not load them ({str(exc).strip().splitlines()[0]}): if the message names a "
+        "file and line, ask the platform team for a corrected copy under a new name; then run again")
+    return UserError(
+        f"Loading these {len(batch)} files stopped; nothing of them was loaded, and the "
+        f"{done} files loaded before them in this run are kept:\n  {names}\n{last}"
+    )
 
 
 def add_arguments(parser: argparse.ArgumentParser) -> None:
@@ -492,6 +780,8 @@ def main(args: argparse.Namespace) -> int:
         f"ingested {len(result.loaded)} new files ({result.rows_loaded} rows, "
         f"{result.lines_quarantined} lines quarantined), skipped {len(result.skipped)} "
         f"already loaded, in {result.seconds:.1f}s"
+        + (f"; {len(result.waiting)} files waiting" if result.waiting else "")
+        + (f"; {len(result.warnings)} warnings" if result.warnings else "")
     )
     if result.lines_quarantined:
         print(

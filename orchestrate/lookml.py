@@ -687,7 +687,7 @@ def docs_generate(target: str) -> Path:
         reason = result.exception or "see dbt's log above"
         raise UserError(f"`dbt docs generate` failed on target {target}: {reason}. Build the warehouse first "
                         "(`python -m orchestrate run`), then run this command again.")
-    return dbt.target_path()
+    return dbt.target_path(target)
 
 
 def write(files: dict[str, str], out: Path) -> list[str]:

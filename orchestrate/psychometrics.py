@@ -98,7 +98,7 @@ def main(args: argparse.Namespace) -> int:
     from orchestrate import run
 
     target_type = run.adapter_type(args.target)
-    relations = load_relations()
+    relations = load_relations(args.target)
     warehouse = run.open_warehouse(target_type)
     try:
         summary = compute_and_write(warehouse, relations, min_group_n=args.min_group_n)
@@ -110,15 +110,15 @@ def main(args: argparse.Namespace) -> int:
     return 0
 
 
-def load_relations():
-    """Relation names from dbt's manifest (the target folder of the last build or parse)."""
+def load_relations(target: str | None = None):
+    """Relation names from dbt's manifest (the target's folder, of its last build or parse)."""
     from orchestrate import checks, dbt
 
-    path = dbt.target_path() / "manifest.json"
+    path = dbt.target_path(target) / "manifest.json"
     try:
         manifest = json.loads(path.read_text(encoding="utf-8"))
     except FileNotFoundError:
-        raise UserError(f"no dbt manifest in {dbt.target_path()}: the warehouse has not been built "
+        raise UserError(f"no dbt manifest in {path.parent}: the warehouse has not been built "
                         "with this target folder. Run `python -m orchestrate run` first.") from None
     return checks.Relations(manifest, checks.orchestrate_schema_name())
 

@@ -53,6 +53,7 @@ text-align:left;vertical-align:top} th{background:#f4f4f4} td.num{text-align:rig
 .warning,.warn{color:#a35a00;font-weight:bold}.skipped,.info{color:#666}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff}
 .badge.passed{background:#176f2c}.badge.failed{background:#b00020}.badge.error{background:#6d0016}
+.badge.interrupted{background:#a35a00}.interrupted{color:#a35a00;font-weight:bold}
 code,pre{font:12px ui-monospace,monospace;background:#f6f6f6} pre{padding:6px;overflow:auto}
 details{margin:.3em 0} .muted{color:#666}
 """
@@ -68,6 +69,7 @@ def render_html(r: dict) -> str:
         _headline(r),
         _steps(r),
         _errors(r),
+        _ingest_notes(r.get("ingest")),
         _dbt(r.get("dbt")),
         _expectations(r.get("expectations") or []),
         _unmapped(r.get("unmapped") or []),
@@ -219,6 +221,21 @@ def _reconciliation(rec: dict | None) -> str:
     out.append(_table(["check", "status", "detail"],
                       [[escape(c["check"]), _status(c["status"]), escape(c["detail"])]
                        for c in rec["checks"]]))
+    return "\n".join(out)
+
+
+def _ingest_notes(ingest: dict | None) -> str:
+    """Files left for a later run and what the extracts folder holds besides tables."""
+    if not ingest or not (ingest.get("waiting") or ingest.get("warnings")):
+        return ""
+    out = ["<h2>Ingest: files not loaded</h2>"]
+    if ingest.get("waiting"):
+        out.append("<p>Waiting for their writer to rename them into place (loaded by a later "
+                   "run):</p><ul>" + "".join(f"<li><code>{escape(p)}</code></li>" for p in ingest["waiting"])
+                   + "</ul>")
+    if ingest.get("warnings"):
+        out.append("<p class='warning'>Not part of the extracts layout:</p><ul>"
+                   + "".join(f"<li>{escape(w)}</li>" for w in ingest["warnings"]) + "</ul>")
     return "\n".join(out)
 
 

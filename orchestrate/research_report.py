@@ -54,7 +54,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 def main(args: argparse.Namespace) -> int:
     from orchestrate import psychometrics, run
 
-    relations = psychometrics.load_relations()
+    relations = psychometrics.load_relations(args.target)
     out_dir = (args.out or Path(os.environ.get("ORCHESTRATE_REPORTS_DIR", PROJECT_DIR / "reports")) / "research").resolve()
     warehouse = run.open_warehouse(run.adapter_type(args.target))
     try:

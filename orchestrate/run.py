@@ -18,7 +18,9 @@ with no new files it builds nothing. Otherwise, or with --full-refresh or --sele
 builds what is asked. Checks always cover every mart.
 
 Only one run at a time per warehouse: a second one exits at once with status 2 and the
-first is unharmed. `python -m orchestrate retry` re-runs what failed last time.
+first is unharmed. Ctrl-C (SIGINT) or SIGTERM stops a run where it is: no later step runs,
+the run is recorded as interrupted (exit 2), and the next run finishes it. `python -m
+orchestrate retry` re-runs what failed last time.
 """
 
 from __future__ import annotations
@@ -39,10 +41,8 @@ from datetime import datetime, timezone
 from pathlib import Path
 from typing import Any, Callable
 
-import yaml
-
 from orchestrate import checks, dbt, report
-from orchestrate.errors import UserError
+from orchestrate.errors import UserError, explain
 from orchestrate.warehouse import PROJECT_DIR, duckdb_path
 
 HISTORY_TABLE = "run_history"
@@ -111,6 +111,7 @@ class Run:
     history: list[dict] = field(default_factory=list)
     ended_at: datetime | None = None
     scope: dict = field(default_factory=lambda: {"kind": "all", "why": ""})
+    interrupted: str = ""  # "interrupted by SIGINT during dbt build" when a signal stopped it
 
     @property
     def failed_checks(self) -> list[str]:
@@ -130,6 +131,8 @@ class Run:
 
     @property
     def status(self) -> str:
+        if self.interrupted:
+            return "interrupted"
         if any(s.status == "error" for s in self.steps.values()) or self.errors:
             return "error"
         if self.failed_checks:
@@ -138,7 +141,7 @@ class Run:
 
     @property
     def exit_code(self) -> int:
-        return {"passed": 0, "failed": 1, "error": 2}[self.status]
+        return {"passed": 0, "failed": 1, "error": 2, "interrupted": 2}[self.status]
 
 
 def _describe(result: dict) -> str:
@@ -175,9 +178,41 @@ def execute(options: dict, reports_dir: Path | None = None, command: str = "run"
     else:
         _describe_holder(lock, f"{command} {run.run_id}")
     try:
-        return _execute(run, reports_dir, retry_of)
+        try:
+            return _execute(run, reports_dir, retry_of)
+        except KeyboardInterrupt as exc:  # SIGINT or SIGTERM (errors.Interrupted)
+            signal_name = str(exc) or "SIGINT"
+            exc.__traceback__ = None  # let the interrupted steps' connections go
+        return _stop_interrupted(run, reports_dir, signal_name)
     finally:
         lock.close()  # releases the lock (the OS releases it too if the process dies)
+
+
+def _stop_interrupted(run: Run, reports_dir: Path, signal_name: str) -> int:
+    """After SIGINT or SIGTERM: no later step runs on a half-built warehouse; the run is
+    recorded as interrupted and reported, and the next run finishes it (it builds
+    everything changed since the last passing build)."""
+    report_dir = reports_dir / run.run_id
+    step = next((s.name for s in run.steps.values() if s.status == "interrupted"), None)
+    run.interrupted = f"interrupted by {signal_name} " + (f"during {step}" if step else "between steps")
+    print(f"{run.interrupted}: stopping here; no later step runs", flush=True)
+    run.ended_at = datetime.now(timezone.utc)
+    release_duckdb()  # dbt may still hold the DuckDB file
+    warehouse = None
+    try:
+        warehouse = open_warehouse(run.target_type)
+        _history_update(warehouse, run, report_dir)
+    except Exception as exc:
+        print(f"warning: could not record the run in {HISTORY_TABLE}: {exc}", file=sys.stderr)
+    finally:
+        if warehouse is not None:
+            warehouse.close()
+    try:
+        report.write(_report_data(run, report_dir), report_dir, reports_dir)
+    except Exception as exc:
+        print(f"warning: could not write the report: {exc}", file=sys.stderr)
+    _print_ending(run, report_dir)
+    return run.exit_code
 
 
 def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
@@ -211,11 +246,15 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                 "rows_loaded": result.rows_loaded,
                 "lines_quarantined": result.lines_quarantined,
                 "files": [f.__dict__ for f in result.loaded],
+                "waiting": result.waiting,
+                "warnings": result.warnings,
             }
             step.summary = (f"{len(result.loaded)} new files, {result.rows_loaded} rows loaded, "
                             f"{result.lines_quarantined} lines quarantined, "
-                            f"{len(result.skipped)} files already loaded")
-            if result.lines_quarantined:
+                            f"{len(result.skipped)} files already loaded"
+                            + (f", {len(result.waiting)} files waiting" if result.waiting else "")
+                            + (f", {len(result.warnings)} warnings" if result.warnings else ""))
+            if result.lines_quarantined or result.waiting or result.warnings:
                 step.status = "warning"
     elif warehouse is not None:
         run.steps["ingest"].status = "skipped"
@@ -247,12 +286,13 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
             _record_error(run, "checks", exc)
 
     # 3-4. checks and reconciliation, on whatever the build left
-    manifest = _read_json(dbt.target_path() / "manifest.json")
+    target_path = dbt.target_path(options["target"])
+    manifest = _read_json(target_path / "manifest.json")
     relations = None
     if warehouse is not None and run.steps["ingest"].status != "error":
         if manifest is None:
             _record_error(run, "checks", UserError(
-                f"no dbt manifest in {dbt.target_path()}: dbt could not parse the project; "
+                f"no dbt manifest in {target_path}: dbt could not parse the project; "
                 "see the dbt build step"))
         else:
             relations = checks.Relations(manifest, checks.orchestrate_schema_name())
@@ -339,7 +379,10 @@ class _step:
     def __exit__(self, exc_type, exc, tb) -> bool:
         self.step.seconds = round(time.perf_counter() - self.started, 2)
         if exc is not None:
-            if isinstance(exc, KeyboardInterrupt):
+            if isinstance(exc, KeyboardInterrupt):  # execute() stops the run
+                self.step.status = "interrupted"
+                self.step.summary = f"interrupted by {exc or 'SIGINT'}"
+                print(f"== {self.step.name}: {self.step.summary} after {self.step.seconds:.1f}s", flush=True)
                 return False
             _record_error(self.run, self.step.name, exc)
         print(f"== {self.step.name}: {self.step.status} in {self.step.seconds:.1f}s"
@@ -350,6 +393,7 @@ class _step:
 def _record_error(run: Run, step_name: str, exc: BaseException) -> None:
     step = run.steps[step_name]
     step.status = "error"
+    exc = explain(exc) or exc  # a full disk, read-only folder, missing permission
     user_error = isinstance(exc, UserError)
     message = str(exc) if user_error else f"{type(exc).__name__}: {exc}"
     step.summary = message.splitlines()[0] if message else type(exc).__name__
@@ -400,6 +444,8 @@ def reconciliation_lines(rec: dict) -> list[str]:
             f"  {t['table']:<20} {_n(t['lines']):>9} -> {_n(t['rows_loaded']):>9} "
             f"(+{_n(t['lines_quarantined'])}) -> {_n(t['raw_rows']):>9} -> "
             f"{_n(t['current_rows']):>9} -> {mart}"
+            + (f" ({_n(t['not_current'])} more in staging are not current: their response or "
+               "question was deleted)" if t.get("not_current") else "")
         )
     for c in rec["checks"]:
         mark = {"passed": "ok  ", "failed": "FAIL", "skipped": "skip"}[c["status"]]
@@ -462,12 +508,14 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
         args.append("--no-partial-parse")
     args.append("--quiet")  # our callback prints progress; errors still print
     print(f"dbt {' '.join(args)}", flush=True)
-    run_results_path = dbt.target_path() / "run_results.json"
+    run_results_path = dbt.target_path(options["target"]) / "run_results.json"
     before = run_results_path.stat().st_mtime_ns if run_results_path.exists() else None
     try:
         res = dbt.invoke(args, target=options["target"], callbacks=[Progress()])
     finally:
         release_duckdb()
+    if isinstance(res.exception, KeyboardInterrupt):  # dbt cancelled its queries and stopped
+        raise res.exception
     run_results = _read_json(run_results_path)
     fresh = run_results_path.exists() and run_results_path.stat().st_mtime_ns != before
     if not fresh:
@@ -476,7 +524,7 @@ def dbt_build(run: Run, report_dir: Path, retry_state: Path | None = None) -> di
         state_dir = report_dir / "dbt"
         state_dir.mkdir(parents=True, exist_ok=True)
         shutil.copy2(run_results_path, state_dir / "run_results.json")
-    summary = summarize_dbt(run_results, _read_json(dbt.target_path() / "manifest.json"))
+    summary = summarize_dbt(run_results, _read_json(run_results_path.with_name("manifest.json")))
     summary["command"] = "dbt " + " ".join(args)
     summary["scope"] = run.scope["why"] if retry_state is None else f"retry of run {run.retry_of}"
     summary["run_results"] = run_results
@@ -592,12 +640,13 @@ def build_scope(warehouse, run: Run) -> dict:
     scope = {"kind": "all", "fingerprint": project_fingerprint(), "built_through": None}
     if options.get("select"):
         return {**scope, "kind": "selected", "why": "--select " + " ".join(options["select"])}
-    manifest = _read_json(dbt.target_path() / "manifest.json")
+    target_path = dbt.target_path(options["target"])
+    manifest = _read_json(target_path / "manifest.json")
     ledger, scope["built_through"] = ledger_high_water(warehouse, manifest, run.target_type)
     if ledger is None:
         return {**scope, "why": "everything (no ingest ledger yet)"}
     if manifest is None:
-        return {**scope, "why": f"everything (no dbt manifest in {dbt.target_path()} yet)"}
+        return {**scope, "why": f"everything (no dbt manifest in {target_path} yet)"}
     if options.get("full_refresh"):
         return {**scope, "why": "everything, incremental models from scratch (--full-refresh)"}
     table = f"{checks.orchestrate_schema_name()}.{HISTORY_TABLE}"
@@ -668,13 +717,7 @@ def last_run(target: str) -> dict | None:
 # Warehouse, lock and history
 
 
-def adapter_type(target: str) -> str:
-    """The adapter a profiles.yml target uses (duckdb, snowflake)."""
-    profiles = yaml.safe_load((PROJECT_DIR / "profiles.yml").read_text(encoding="utf-8"))
-    outputs = next(iter(profiles.values()))["outputs"]
-    if target not in outputs:
-        raise UserError(f"unknown target {target!r}: profiles.yml has {', '.join(outputs)}")
-    return outputs[target]["type"]
+adapter_type = dbt.adapter_type  # retry.py reads it here
 
 
 def open_warehouse(target_type: str):
@@ -691,7 +734,7 @@ def lock_path(target: str, target_type: str) -> Path:
     if target_type == "duckdb":
         db = duckdb_path()
         return db.with_name(db.name + ".run.lock")
-    return dbt.target_path() / f"orchestrate-{target}.run.lock"
+    return dbt.target_path(target) / f"orchestrate-{target}.run.lock"
 
 
 def acquire_lock(path: Path, holder: str):
@@ -767,6 +810,15 @@ def _history_start(warehouse, run: Run, report_dir: Path) -> bool:
     # Added after the first release: warehouses created before have the table without them.
     for column, column_type in HISTORY_BUILD_COLUMNS.items():
         warehouse.execute(f"alter table {table} add column if not exists {column} {column_type}")
+    previous = warehouse.rows(
+        f"select run_id, status from {table} where target = {_lit(run.options['target'])} "
+        "order by started_at desc limit 1")
+    if previous and previous[0][1] in ("running", "interrupted"):
+        how = "killed" if previous[0][1] == "running" else "stopped by a signal"
+        print(f"run {previous[0][0]} was interrupted ({how}): the warehouse may be half built; "
+              "a run without --select finishes it" if run.options.get("select") else
+              f"finishing interrupted run {previous[0][0]} ({how}): the warehouse may be half "
+              "built; this run builds everything changed since the last passing build", flush=True)
     # We hold the run lock: a run still marked running was killed.
     warehouse.execute(f"update {table} set status = 'interrupted' where status = 'running'")
     warehouse.execute(
@@ -872,6 +924,9 @@ def _print_ending(run: Run, report_dir: Path) -> None:
             print(f"  - {line}")
         if len(failed) > 10:
             print(f"  … and {len(failed) - 10} more in the report")
+    elif run.status == "interrupted":
+        print(f"INTERRUPTED: run {run.run_id} {run.interrupted} (exit 2); no later step ran. "
+              "The next `run` finishes it.")
     else:
         print(f"ERROR: run {run.run_id} stopped (exit 2):")
         for e in run.errors:

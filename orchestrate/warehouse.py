@@ -11,7 +11,7 @@ from pathlib import Path
 
 import duckdb
 
-from orchestrate.errors import UserError
+from orchestrate.errors import UserError, explain
 
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
@@ -28,7 +28,10 @@ def duckdb_path() -> Path:
 def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBPyConnection:
     """Open the warehouse with the same memory limit and spill directory as dbt."""
     path = path or duckdb_path()
-    path.parent.mkdir(parents=True, exist_ok=True)
+    try:
+        path.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise explain(exc) or UserError(f"cannot create the warehouse's folder: {exc}") from exc
     temp_dir = Path(os.environ.get("DUCKDB_TEMP_DIRECTORY", "data/duckdb_tmp"))
     if not temp_dir.is_absolute():
         temp_dir = PROJECT_DIR / temp_dir
@@ -45,6 +48,9 @@ def connect(path: Path | None = None, read_only: bool = False) -> duckdb.DuckDBP
                 "Wait for it to finish, or close the program holding it (a notebook, a SQL "
                 "client, another `python -m orchestrate` command), then try again."
             ) from exc
+        explained = explain(exc)
+        if explained is not None:
+            raise explained from exc
         raise
     con.execute("set enable_progress_bar = false")
     return con

@@ -454,3 +454,120 @@ def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path)
     assert "not_null_stg_replica__schools_school_id" in rerun and {"dim_schools", "benchmarks"} <= rerun
     assert "stg_replica__schools" not in rerun  # it built fine the first time
     assert marts(w.db) == marts(reference.db)
+
+
+# --------------------------------------------------------------------------------------
+# Issue 12: warehouses side by side, interrupted runs, what a current answer is
+
+
+def test_two_warehouses_built_one_after_the_other_from_one_checkout(reference, tmp_path, monkeypatch):
+    """dbt's artifacts belong to one warehouse: with DBT_TARGET_PATH unset, a run against
+    another DuckDB file never reads the first one's manifest."""
+    from orchestrate import dbt as orchestrate_dbt
+
+    base_env = {k: v for k, v in os.environ.items() if k != "DBT_TARGET_PATH"}
+    targets = []
+    try:
+        for name in ("alpha", "beta"):
+            w = copy_of(reference, tmp_path / name, raw_only=True)
+            db = w.folder / f"{name}.duckdb"
+            w.db.rename(db)
+            env = {**base_env, **w.env, "DBT_DUCKDB_PATH": str(db)}
+            del env["DBT_TARGET_PATH"]
+            monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+            monkeypatch.setenv("DBT_DUCKDB_PATH", str(db))
+            targets.append(orchestrate_dbt.target_path())
+            proc = subprocess.run([sys.executable, "-m", "orchestrate", "run"], cwd=PROJECT_DIR, env=env,
+                                  capture_output=True, text=True)
+            assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+            assert (targets[-1] / "manifest.json").exists()
+            assert marts(db) == marts(reference.db)
+        assert targets[0] != targets[1]
+        assert all(t.parent == PROJECT_DIR / "target" for t in targets), targets
+    finally:
+        for target in targets:
+            if target.parent == PROJECT_DIR / "target":  # never the whole folder
+                shutil.rmtree(target, ignore_errors=True)
+
+
+def test_ctrl_c_or_sigterm_stops_a_run_and_the_next_run_finishes_it(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "interrupted", raw_only=True)
+    stopped = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        proc, lines = start_run(w)
+        # a quarter of the nodes built: models half built, marts pending
+        wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 4 >= p[1], proc)
+        os.kill(proc.pid, sig)
+        assert proc.wait(timeout=300) == 2, "".join(lines[-40:])
+        time.sleep(0.5)  # let the pump drain
+        out = "".join(lines)
+        assert not any(line.startswith(("== checks", "== reconciliation")) for line in lines), out[-4000:]
+        assert "Traceback" not in out, out[-4000:]
+        assert f"interrupted by {sig.name} during dbt build" in out
+        report = w.latest_report()
+        assert report["status"] == "interrupted" and report["exit_code"] == 2
+        if stopped:
+            assert f"finishing interrupted run {stopped[-1]}" in out
+        stopped.append(report["run_id"])
+        tail = out.strip().splitlines()
+        assert any(line.startswith("INTERRUPTED") for line in tail[-6:]), tail[-6:]
+
+    history = w.query("select run_id, status, steps from orchestrate.run_history order by started_at")
+    assert [(r, s) for r, s, _ in history] == [(stopped[0], "interrupted"), (stopped[1], "interrupted")]
+    assert all(json.loads(steps)["dbt build"] == "interrupted" and json.loads(steps)["checks"] == "not run"
+               for _, _, steps in history)
+
+    again = w.run("run")
+    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    assert f"finishing interrupted run {stopped[-1]}" in again.stdout
+    assert marts(w.db) == marts(reference.db)
+
+
+def test_a_run_whose_extracts_include_answers_of_deleted_responses_passes(reference, tmp_path):
+    """The platform deleted a response but not its answers: the answers stay in the change
+    log and in staging, are not current (fct_question_responses leaves them out), and the
+    reconciliation and the row-count expectations agree."""
+    from conftest import change, write_extract
+
+    w = copy_of(reference, tmp_path / "deleted")
+    response_id, answers = w.query(
+        "select response_id, count(*) from marts.fct_question_responses group by 1 order by 1 limit 1")[0]
+    (next_seq,) = w.query("select max(_seq) + 1 from raw.survey_responses")[0]
+    (day,) = w.query("select max(interval_end) from raw.ingest_ledger")[0]
+    delivered = tmp_path / "delivered"
+    write_extract(delivered, "survey_responses", day,
+                  [change("d", next_seq, f"{day:%Y-%m-%d}T10:00:00Z", response_id=response_id)])
+
+    proc = w.run("run", "--extracts", str(delivered))
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    assert w.query(f"select count(*) from marts.fct_question_responses where response_id = '{response_id}'") == [(0,)]
+    assert w.query("select count(*) from staging.stg_replica__question_responses "
+                   f"where response_id = '{response_id}'") == [(answers,)]
+    rec = w.latest_report()["reconciliation"]
+    assert rec["status"] == "passed"
+    qr = next(t for t in rec["tables"] if t["table"] == "question_responses")
+    assert qr["current_rows"] == qr["mart_rows"]
+    suite = next(s for s in w.latest_report()["expectations"] if s["suite"] == "row_counts")
+    assert suite["status"] == "passed", suite
+
+
+def test_the_run_report_names_unknown_folders_stray_files_and_files_waiting(reference, tmp_path):
+    w = copy_of(reference, tmp_path / "stray")
+    delivered = tmp_path / "delivered"
+    (delivered / "districts").mkdir(parents=True)
+    waiting = delivered / "districts" / "districts__20300101T000000Z__20300102T000000Z__0000.ndjson.gz.tmp"
+    waiting.write_bytes(b"\x1f\x8b")
+    (delivered / "grades").mkdir()
+    (delivered / "notes.txt").write_text("by hand\n")
+
+    proc = w.run("run", "--extracts", str(delivered), "--select", "stg_replica__districts")
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    report = w.latest_report()
+    ingest = report["ingest"]
+    assert any("grades" in line for line in ingest["warnings"]), ingest
+    assert any("notes.txt" in line for line in ingest["warnings"]), ingest
+    assert ingest["waiting"] == [str(waiting)]
+    steps = {s["name"]: s for s in report["steps"]}
+    assert steps["ingest"]["status"] == "warning"
+    html = (w.folder / "reports" / "latest" / "report.html").read_text()
+    assert "grades" in html and "notes.txt" in html and waiting.name in html

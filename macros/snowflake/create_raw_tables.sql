@@ -6,8 +6,8 @@
 
   Differences from DuckDB, on purpose: the envelope and primary-key columns are NOT NULL, so
   that COPY rejects a line without them (DuckDB's ingester quarantines such lines itself);
-  JSON columns are VARIANT; the ledger's sha256 is null (Snowflake cannot hash a staged
-  file) and stage_md5 holds the stage's own checksum instead.
+  JSON columns are VARIANT; the ledger's sha256 and content_sha256 are null (Snowflake
+  cannot hash a staged file) and stage_md5 holds the stage's own checksum instead.
   load_raw_from_stage calls this first.
 -#}
 {% macro create_raw_tables(schema='raw') -%}
@@ -54,7 +54,8 @@
   rows_loaded bigint not null,
   lines_quarantined bigint not null,
   loaded_at timestamp_ntz not null,
-  stage_md5 varchar
+  stage_md5 varchar,
+  content_sha256 varchar
 )") -%}
     {%- do statements.append(
         "create table if not exists " ~ schema ~ ".quarantined_lines (
