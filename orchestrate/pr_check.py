@@ -57,9 +57,7 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
 
 
 def main(args: argparse.Namespace) -> int:
-    from orchestrate.run import adapter_type
-
-    target_type = adapter_type(args.target)
+    target_type = dbt.adapter_type(args.target)
     base = (args.base or production_state_path(args.target)).resolve()
     base_manifest = _read_json(base / "manifest.json")
     if base_manifest is None:
@@ -122,9 +120,9 @@ def main(args: argparse.Namespace) -> int:
 
 
 def production_state_path(target: str) -> Path:
-    """Where a passing run keeps production's dbt state (its manifest.json): a folder
-    beside the target's dbt artifacts."""
-    return dbt.target_path() / STATE_FOLDER
+    """Where a passing run keeps production's dbt state (its manifest.json): a folder in
+    the warehouse's own dbt artifacts folder (dbt.target_path)."""
+    return dbt.target_path(target) / STATE_FOLDER
 
 
 def state_is_current(target: str, fingerprint: str) -> bool:
@@ -145,7 +143,7 @@ def keep_production_state(target: str, fingerprint: str, full_parse_manifest: bo
         return None
     state = production_state_path(target)
     state.mkdir(parents=True, exist_ok=True)
-    manifest = dbt.target_path() / "manifest.json"
+    manifest = dbt.target_path(target) / "manifest.json"
     if full_parse_manifest and manifest.exists():
         shutil.copy2(manifest, state / "manifest.json")
     else:
