@@ -184,6 +184,9 @@ def build(base: Path, dbt_target: str) -> dict:
     from orchestrate.run import Progress, release_duckdb
 
     args = ["build", "--select", "state:modified+", "--defer", "--state", str(base),
+            # a contracted mart's column removed, renamed or retyped against production's
+            # contract: dbt's warning, an error here (CONTRIBUTING.md: make a new version)
+            "--warn-error-options", '{"error": ["UnversionedBreakingChange"]}',
             "--no-partial-parse", "--no-use-colors", "--quiet"]
     print("dbt " + " ".join(args), flush=True)
     try:
@@ -194,8 +197,13 @@ def build(base: Path, dbt_target: str) -> dict:
     manifest = _read_json(target_path / "manifest.json")
     run_results = _read_json(target_path / "run_results.json")
     if res.exception is not None or manifest is None:
-        raise UserError(f"dbt could not build the pull request: {res.exception}".rstrip()
-                        + "\nFix what dbt names above, then run pr-check again.")
+        message = str(res.exception or "no manifest").strip()
+        if "breaking change" in message.lower():
+            raise UserError("the change breaks a mart's contract (dbt says which model and columns, above). "
+                            "Keep the column as it is, or make the change as a new version of the model "
+                            "(CONTRIBUTING.md, \"Breaking changes\"), then run pr-check again.")
+        raise UserError(f"dbt could not build the pull request: {message}\n"
+                        "Fix what dbt names above, then run pr-check again.")
     base_manifest = _read_json(base / "manifest.json")
     results = (run_results or {}).get("results", [])
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
@@ -261,7 +269,8 @@ def summary_lines(check: dict) -> list[str]:
                                for n in nodes if n["unique_id"].startswith("model.")),
     ]
     for n in check["errors"] + check["failures"]:
-        message = (n.get("message") or "").strip()
+        message = "\n".join(line for line in (n.get("message") or "").strip().splitlines()
+                            if not line.strip().startswith(("> in macro", "> called by")))
         lines += ["", f"**{n['status'].upper()}** `{n['unique_id'].split('.')[-1]}` ({n['file']}):", "",
                   "```", message[:3000], "```"]
     return lines
