@@ -97,7 +97,8 @@ def diff_mart(warehouse, name: str, base: Side | None, pr: Side | None, manifest
     if duplicates:
         out.update(status="changed", duplicate_keys=duplicates,
                    duplicate_examples=_key_rows(warehouse, f"select {key_list} from {pr.relation} "
-                                                f"group by {key_list} having count(*) > 1", keys, examples),
+                                                f"group by {key_list} having count(*) > 1 order by {key_list}",
+                                                keys, examples),
                    note=f"{duplicates} keys occur more than once in the pull request's table: "
                         "its grain is broken, so rows are not compared")
         return out
@@ -108,7 +109,8 @@ def diff_mart(warehouse, name: str, base: Side | None, pr: Side | None, manifest
                 + " and ".join(f"b.{k} is not distinct from p.{k}" for k in keys) + ")")
         out[kind] = warehouse.scalar(f"select count(*) {anti}")
         out[f"{kind}_examples"] = _key_rows(
-            warehouse, f"select {', '.join('p.' + k for k in keys)} {anti}", keys, examples)
+            warehouse, f"select {', '.join('p.' + k for k in keys)} {anti} order by {', '.join('p.' + k for k in keys)}",
+            keys, examples)
 
     compared = [c for c, _ in pr_columns if c in base_types and c not in keys]
     changed_sql = {c: _changed(c, base_types[c], pr_types[c]) for c in compared}

@@ -207,7 +207,8 @@ def build(base: Path, dbt_target: str) -> dict:
     base_manifest = _read_json(base / "manifest.json")
     results = (run_results or {}).get("results", [])
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}
-    built = [{"unique_id": r["unique_id"], "status": r["status"], "message": r.get("message"),
+    built = [{"unique_id": r["unique_id"], "name": nodes.get(r["unique_id"], {}).get("name", r["unique_id"]),
+              "status": r["status"], "message": r.get("message"),
               "file": nodes.get(r["unique_id"], {}).get("original_file_path"),
               "failures": r.get("failures")} for r in results
              if r["unique_id"].split(".")[0] in BUILT_TYPES]  # not exposures (always skipped)
@@ -261,17 +262,18 @@ def summary_lines(check: dict) -> list[str]:
     lines = [
         f"Built and tested what the change touches and everything downstream (`state:modified+`, "
         f"unchanged parents read from production): {len(nodes)} nodes ("
-        + ", ".join(f"{v} {k.replace('_', ' ')}s" for k, v in sorted(kinds.items())) + "): "
+        + ", ".join(f"{v} {k.replace('_', ' ')}{'' if v == 1 else 's'}" for k, v in sorted(kinds.items()))
+        + "): "
         + ", ".join(f"{v} {k}" for k, v in sorted(statuses.items())) + ".",
         "",
-        "Models: " + ", ".join(f"`{n['unique_id'].split('.')[-1]}`"
+        "Models: " + ", ".join(f"`{n['name']}`"
                                + ("" if n["status"] == "success" else f" ({n['status']})")
                                for n in nodes if n["unique_id"].startswith("model.")),
     ]
     for n in check["errors"] + check["failures"]:
         message = "\n".join(line for line in (n.get("message") or "").strip().splitlines()
                             if not line.strip().startswith(("> in macro", "> called by")))
-        lines += ["", f"**{n['status'].upper()}** `{n['unique_id'].split('.')[-1]}` ({n['file']}):", "",
+        lines += ["", f"**{n['status'].upper()}** `{n['name']}` ({n['file']}):", "",
                   "```", message[:3000], "```"]
     return lines
 

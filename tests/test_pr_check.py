@@ -157,3 +157,39 @@ def test_pr_check_without_production_state_says_what_to_do(tmp_path, built_wareh
                    env={"DBT_DUCKDB_PATH": str(built_warehouse.db)})
     assert proc.returncode == 2, proc.stdout + proc.stderr
     assert "no production state in" in proc.stderr and "Traceback" not in proc.stderr
+
+
+def test_a_join_that_duplicates_a_composite_grain_fails_naming_the_yml_and_the_keys(tmp_path, built_warehouse):
+    """reliability's grain is school year, respondent type and topic; a join that forgets
+    the topic fans every topic out over the others. The unique_combination test fails
+    (named with its yml) and the diff lists duplicated keys instead of comparing rows."""
+    project = scratch_project(tmp_path)
+    edit(project, "models/marts/survey/reliability.sql",
+         "\n        and item_summary.topic_id = total_summary.topic_id", "")
+    proc, check = pr_check(project, built_warehouse, tmp_path / "out")
+    assert proc.returncode == 1, proc.stdout[-6000:] + proc.stderr[-3000:]
+    failed = [n for n in check["failures"] if "unique_combination_reliability" in n["unique_id"]]
+    assert failed and failed[0]["file"] == "models/marts/survey/reliability.yml", check["failures"]
+    assert "**FAIL** `unique_combination_reliability" in proc.stdout and "(models/marts/survey/reliability.yml)" in proc.stdout
+    reliability = next(d for d in check["diffs"] if d["mart"] == "reliability")
+    expected = built_warehouse.query("select count(*) from marts.reliability")[0][0]
+    assert reliability["duplicate_keys"] == expected  # every key now has one row per topic of its survey type
+    example = reliability["duplicate_examples"][0]
+    assert set(example) == {"school_year", "respondent_type", "topic_id"}
+    assert f"`{example['school_year']} / {example['respondent_type']} / {example['topic_id']}`" in proc.stdout
+
+
+def test_a_join_that_duplicates_a_single_column_grain_fails_naming_the_model_and_the_key(tmp_path, built_warehouse):
+    """dim_schools' grain, school_id, is its primary key constraint (DuckDB enforces it): a
+    join that fans schools out fails the build, naming the model, its file and a key."""
+    project = scratch_project(tmp_path)
+    edit(project, "models/marts/core/dim_schools.sql",
+         "\n        and {{ code_match_key('grade_span.lowest_code') }} = lowest.code_key", "")
+    proc, check = pr_check(project, built_warehouse, tmp_path / "out")
+    assert proc.returncode == 2, proc.stdout[-6000:] + proc.stderr[-3000:]
+    error = next(n for n in check["errors"] if n["unique_id"] == "model.survey_warehouse.dim_schools")
+    assert error["file"] == "models/marts/core/dim_schools.sql"
+    schools = {s for (s,) in built_warehouse.query("select school_id from marts.dim_schools")}
+    assert "constraint" in error["message"].lower() and any(s in error["message"] for s in schools), error["message"]
+    assert "**ERROR** `dim_schools` (models/marts/core/dim_schools.sql)" in proc.stdout
+    assert "nodes failed to build" in proc.stderr.strip().splitlines()[-1]
