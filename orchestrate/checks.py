@@ -628,6 +628,45 @@ def quarantined_lines(warehouse, relations: Relations, limit: int = 50) -> dict:
 
 
 # --------------------------------------------------------------------------------------
+# Suppression: the cost of protecting small groups (issue 11)
+
+# Results marts and whether they suppress (participation publishes counts of who was
+# asked and who answered, no answers and no subgroups: nothing in it is suppressed).
+RESULTS_MARTS = {"topic_results": True, "item_results": True, "topic_trends": True, "participation": False}
+
+
+def suppression_shares(warehouse, relations: Relations) -> list[dict]:
+    """Per results mart: its cells (rows), and how many are published, suppressed as
+    primary (fewer than min_reporting_n respondents) and suppressed as complementary
+    (so that no subtraction gives a primary one back), by reason, with shares."""
+    out = []
+    for mart, suppresses in RESULTS_MARTS.items():
+        relation = _ref_or_none(relations, mart)
+        if relation is None or not warehouse.exists(relation):
+            continue
+        if not suppresses:
+            cells = _count(warehouse, relation)
+            out.append({"mart": mart, "cells": cells, "published": cells, "primary": 0,
+                        "complementary": 0, "by_reason": {}, "note": "not suppressed: no answers, no subgroups"})
+            continue
+        by_reason = {reason: count for reason, count in warehouse.rows(
+            f"select coalesce(suppression_reason, 'published'), count(*) from {relation} group by 1")}
+        cells = sum(by_reason.values())
+        entry = {
+            "mart": mart,
+            "cells": cells,
+            "published": by_reason.pop("published", 0),
+            "primary": by_reason.get("primary", 0),
+            "complementary": sum(n for reason, n in by_reason.items() if reason.startswith("complementary")),
+            "by_reason": dict(sorted(by_reason.items())),
+        }
+        for key in ("published", "primary", "complementary"):
+            entry[f"{key}_share"] = entry[key] / cells if cells else None
+        out.append(entry)
+    return out
+
+
+# --------------------------------------------------------------------------------------
 
 
 def to_jsonable(value):

@@ -56,6 +56,9 @@ text-align:left;vertical-align:top} th{background:#f4f4f4} td.num{text-align:rig
 .badge.interrupted{background:#a35a00}.interrupted{color:#a35a00;font-weight:bold}
 code,pre{font:12px ui-monospace,monospace;background:#f6f6f6} pre{padding:6px;overflow:auto}
 details{margin:.3em 0} .muted{color:#666}
+.bars{display:flex;width:300px;height:12px;background:#eee} .bar{display:block;height:12px}
+.bar.swatch{display:inline-block;width:10px;height:10px} td.num{white-space:nowrap}
+.bar.published{background:#176f2c}.bar.primary{background:#b00020}.bar.complementary{background:#e08a00}
 """
 
 
@@ -72,6 +75,7 @@ def render_html(r: dict) -> str:
         _ingest_notes(r.get("ingest")),
         _dbt(r.get("dbt")),
         _expectations(r.get("expectations") or []),
+        _suppression(r.get("suppression")),
         _unmapped(r.get("unmapped") or []),
         _reconciliation(r.get("reconciliation")),
         _quarantined(r.get("quarantined")),
@@ -180,6 +184,35 @@ def _expectations(suites: list[dict]) -> str:
             out.append(_table(["outcome", "expectation", "arguments", "severity", "unexpected",
                                "why it matters", "examples"], rows))
         out.append("</details>")
+    return "\n".join(out)
+
+
+def _suppression(marts: list[dict] | None) -> str:
+    """Per results mart, the shares of cells published and suppressed, as a bar each."""
+    if not marts:
+        return ""
+    out = ["<h2>Suppression of small groups</h2><p class='muted'>Cells (rows) of each results "
+           "mart: published; suppressed as <b>primary</b> (fewer than min_reporting_n "
+           "respondents); suppressed as <b>complementary</b> (so that no subtraction — a "
+           "subgroup's other values from its <code>all</code> row, a district's other schools, "
+           "a topic's other items — gives a primary one back).</p>"]
+    rows = []
+    for m in marts:
+        if m.get("note"):
+            rows.append([escape(m["mart"]), _num(m["cells"]), "", "", "", escape(m["note"])])
+            continue
+        pct = {k: 100.0 * (m.get(f"{k}_share") or 0) for k in ("published", "primary", "complementary")}
+        bar = "".join(f"<span class='bar {k}' style='width:{pct[k]:.2f}%' title='{k} {pct[k]:.1f}%'></span>"
+                      for k in ("published", "primary", "complementary"))
+        reasons = ", ".join(f"{escape(k)} {_num(v)}" for k, v in m["by_reason"].items()
+                            if k.startswith("complementary"))
+        rows.append([escape(m["mart"]), _num(m["cells"]),
+                     f"{pct['published']:.1f}% ({_num(m['published'])})",
+                     f"{pct['primary']:.1f}% ({_num(m['primary'])})",
+                     f"{pct['complementary']:.1f}% ({_num(m['complementary'])})",
+                     f"<div class='bars'>{bar}</div><span class='muted'>{reasons}</span>"])
+    heads = [f"<span class='bar {k} swatch'></span> {k}" for k in ("published", "primary", "complementary")]
+    out.append(_table(["mart", "cells", *heads, ""], rows, num=[1, 2, 3, 4]))
     return "\n".join(out)
 
 

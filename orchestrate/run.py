@@ -106,6 +106,7 @@ class Run:
     reconciliation: dict | None = None
     unmapped: list[dict] = field(default_factory=list)
     quarantined: dict | None = None
+    suppression: list[dict] = field(default_factory=list)
     snapshots: list[str] = field(default_factory=list)
     errors: list[dict] = field(default_factory=list)
     history: list[dict] = field(default_factory=list)
@@ -330,6 +331,7 @@ def _execute(run: Run, reports_dir: Path, retry_of: dict | None) -> int:
                 run.unmapped = checks.unmapped_failures(
                     warehouse, manifest, (run.dbt or {}).get("run_results"))
                 run.quarantined = checks.quarantined_lines(warehouse, relations)
+                run.suppression = checks.suppression_shares(warehouse, relations)
             except Exception as exc:  # the report goes on without them
                 step.status = "warning"
                 step.summary = f"unmapped codes or quarantined lines not listed: {exc}"
@@ -903,6 +905,7 @@ def _report_data(run: Run, report_dir: Path) -> dict:
         "reconciliation_lines": reconciliation_lines(run.reconciliation) if run.reconciliation else [],
         "unmapped": run.unmapped,
         "quarantined": run.quarantined,
+        "suppression": run.suppression,
         "snapshots_saved": run.snapshots,
         "history": run.history,
     }

@@ -13,6 +13,8 @@ were Snowflake. Two additions to fakesnow's own server:
   query tag (`alter session set/unset query_tag`, `show parameters like 'query_tag' in
   session`). They only record: nothing is enforced. Every statement is appended to
   `<log>.statements.jsonl` with the session's query tag when it ran and its duration.
+- information_schema.tables lists views too (table_type VIEW), as Snowflake's does, so
+  dbt's catalog describes view models.
 """
 
 from __future__ import annotations
@@ -282,6 +284,30 @@ class _RememberError(logging.Handler):
             _last_error.set(f"{type(exc).__name__}: {exc}")
 
 
+def _list_views_in_information_schema_tables() -> None:
+    """Snowflake's information_schema.tables lists views (table_type VIEW) beside tables;
+    fakesnow's lists tables only, so dbt's catalog (docs generate) would miss view models."""
+    import fakesnow.info_schema as info
+
+    template = info.SQL_CREATE_INFORMATION_SCHEMA_TABLES_VIEW.template
+    if "duckdb_views" in template:
+        return
+    views = """
+union all
+select
+    views.database_name, views.schema_name, views.view_name, 'SYSADMIN', 'VIEW', 'NO',
+    null::varchar, null, 0, 1, null::varchar, null::varchar, null::varchar, null::varchar,
+    null::varchar, 'NO', 'YES', null::varchar, to_timestamp(0)::timestamptz,
+    to_timestamp(0)::timestamptz, to_timestamp(0)::timestamptz, 'SYSADMIN', 'NO',
+    views.comment, 'NO', 'NO', 'NO', 'NO', 'NO'
+from duckdb_views as views
+where views.database_name = '${catalog}'
+  and views.schema_name != '_fs_information_schema'
+"""
+    info.SQL_CREATE_INFORMATION_SCHEMA_TABLES_VIEW = type(info.SQL_CREATE_INFORMATION_SCHEMA_TABLES_VIEW)(
+        template.rstrip().rstrip(";") + views)
+
+
 def serve(port: int, log: Path) -> None:
     import fakesnow.server
     import uvicorn
@@ -290,6 +316,7 @@ def serve(port: int, log: Path) -> None:
     from starlette.routing import Route
 
     logging.getLogger("fakesnow.server").addHandler(_RememberError())
+    _list_views_in_information_schema_tables()
     original_query = fakesnow.server.query_request
     original_login = fakesnow.server.login_request
     account = _Account(log)

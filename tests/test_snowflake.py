@@ -29,6 +29,11 @@ from orchestrate.contract import TABLES
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).parent / "dbt")
 TOLERANCE = 1e-9
+# Marts the district-scoped reader role may select (issue 11): results suppressed for
+# small groups. Every mart, row-level ones included, is the researcher role's.
+RESULTS_MARTS = {"topic_results", "item_results", "topic_trends", "participation", "benchmarks",
+                 "reliability", "item_reliability"}
+ROW_LEVEL_MARTS = {"fct_question_responses", "fct_survey_responses", "respondents_wide", "dim_students"}
 
 
 @dataclass
@@ -121,17 +126,17 @@ def test_marts_equal_on_duckdb_and_emulated_snowflake(emulated_snowflake):
             snow_tables = sorted(
                 name.lower()
                 for (name,) in con.cursor().execute(
-                    "select table_name from information_schema.tables where table_schema = 'MARTS' "
-                    "union all "  # the emulator lists views only here
-                    "select table_name from information_schema.views where table_schema = 'MARTS'"
+                    "select table_name from information_schema.tables where table_schema = 'MARTS'"
                 ).fetchall()
             )
             assert snow_tables == duck_tables
             assert duck_tables, "no marts were built"
             differences = []
+            compared = {}
             for table in duck_tables:
                 duck_columns, duck_rows = duckdb_rows(source, table)
                 snow_columns, snow_rows = snowflake_rows(con, table)
+                compared[table] = duck_columns
                 if duck_columns != snow_columns:
                     differences.append(f"{table}: columns {duck_columns} vs {snow_columns}")
                     continue
@@ -140,6 +145,27 @@ def test_marts_equal_on_duckdb_and_emulated_snowflake(emulated_snowflake):
     finally:
         source.close()
     assert not differences, "\n".join(differences)
+    # suppression is part of what is compared: the same cells, for the same reasons
+    for table in ("topic_results", "item_results", "topic_trends"):
+        assert {"is_suppressed", "suppression_reason"} <= set(compared[table]), table
+
+
+def test_suppression_is_the_same_on_duckdb_and_emulated_snowflake(emulated_snowflake):
+    """Complementary suppression chose cells on both engines, and the same ones."""
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    query = ("select suppression_reason, count(*) from marts.{table} where is_suppressed "
+             "group by suppression_reason order by suppression_reason")
+    source = duckdb.connect(str(build.duckdb_file), read_only=True)
+    try:
+        with build.emulator.connect(schema="marts") as con:
+            for table in ("topic_results", "item_results"):
+                duck = dict(source.execute(query.format(table=table)).fetchall())
+                snow = dict(con.cursor().execute(query.format(table=table)).fetchall())
+                assert duck == snow, table
+                assert duck.get("primary") and duck.get("complementary_subgroup") and duck.get("complementary_level"), duck
+    finally:
+        source.close()
 
 
 def test_prod_configuration_reaches_snowflake(emulated_snowflake):
@@ -152,10 +178,20 @@ def test_prod_configuration_reaches_snowflake(emulated_snowflake):
         if node["resource_type"] == "model"
     }
     marts = {name for name, node in models.items() if node["schema"].endswith("marts")}
+    assert RESULTS_MARTS | ROW_LEVEL_MARTS <= marts
     granted = build.emulator.grants()
     for name in marts:
         relation = f"SURVEY_CI.MARTS.{name.upper()}"
-        assert "SURVEY_READER" in granted.get(relation, {}).get("SELECT", set()), relation
+        readers = {"SURVEY_RESEARCHER"} | ({"SURVEY_READER"} if name in RESULTS_MARTS else set())
+        assert granted.get(relation, {}).get("SELECT", set()) == readers, relation
+    # what `show grants on` answers (dbt reads it to grant and revoke): the reader role
+    # may select a results mart, not a row-level one
+    with build.emulator.connect(schema="marts") as con:
+        for name in sorted(RESULTS_MARTS | ROW_LEVEL_MARTS):
+            rows = con.cursor().execute(f"show grants on table survey_ci.marts.{name}").fetchall()
+            roles = {row[5] for row in rows if row[1] == "SELECT"}
+            assert ("SURVEY_READER" in roles) == (name in RESULTS_MARTS), (name, roles)
+            assert "SURVEY_RESEARCHER" in roles, (name, roles)
     statements = build.emulator.statements()
     for name, node in models.items():
         if node["config"]["materialized"] == "ephemeral":
@@ -262,6 +298,8 @@ def test_district_row_access_policy_covers_every_mart_with_a_district(emulated_s
             ).fetchall()
         )
     assert "dim_districts" in with_district
+    # every results mart with rows of one district is scoped for district readers
+    assert {"topic_results", "item_results", "topic_trends", "participation"} <= set(with_district)
     assert any(s.startswith("create row access policy if not exists survey_ci.governance.district_scope")
                for s in statements)
     for table in with_district:

@@ -4,7 +4,9 @@ Everything here starts from the staging tables (current state of the replica) an
 seed CSV files, and redoes the mapping, answer resolution, scoring, suppression and
 statistics in Python, without reading any intermediate model or the marts' own derived
 columns. Demographics come from dim_students (the core mart), joined on a student_key
-computed here. The marts must agree to 1e-9.
+computed here. Complementary suppression is redone by tests/disclosure.py's pandas
+implementation of the rule (issue 11). The marts must agree to 1e-9, and suppress the
+same rows for the same reasons.
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ import pingouin
 import pytest
 
 from conftest import PROJECT_DIR
+from disclosure import reference_suppression
 
 TOL = 1e-9
 MIN_N = 10
@@ -182,6 +185,39 @@ def by_level(frame: pd.DataFrame, subgroups: pd.DataFrame) -> pd.DataFrame:
     ], ignore_index=True)
 
 
+TOPIC_KEYS = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
+              "subgroup_category", "subgroup_value"]
+ITEM_KEYS = ["school_year", "respondent_type", "reporting_level", "entity_id", "item",
+             "subgroup_category", "subgroup_value"]
+
+
+@pytest.fixture(scope="module")
+def expected_results(truth) -> dict[str, pd.DataFrame]:
+    """topic_results and item_results recomputed, before and after suppression (primary,
+    then complementary over both marts at once, as tests/disclosure.py defines it)."""
+    t = by_level(truth["per_topic"], truth["subgroups"])
+    topics = t.groupby(TOPIC_KEYS + ["district_id"], as_index=False).agg(
+        respondents=("response_id", "size"), scored_respondents=("topic_score", "count"),
+        topic_mean=("topic_score", "mean"), substantive_answers=("substantive", "sum"),
+        favorable_answers=("favorable", "sum"),
+    )
+    t = by_level(truth["per_item"], truth["subgroups"])
+    items = t.groupby(ITEM_KEYS + ["topic_id", "district_id"], as_index=False).agg(
+        respondents=("response_id", "size"), item_mean=("item_score", "mean"),
+        substantive_answers=("substantive", "sum"), favorable_answers=("favorable", "sum"),
+    )
+    for frame in (topics, items):
+        frame["percent_favorable"] = 100.0 * frame.favorable_answers / frame.substantive_answers
+    cells = pd.concat([topics.assign(kind="topic", item_id=""),
+                       items.assign(kind="item", item_id=items.item)], ignore_index=True)
+    cells["n"] = cells.respondents
+    decided = reference_suppression(cells, MIN_N)
+    flags = ["is_suppressed", "suppression_reason"]
+    topics = topics.merge(decided[decided.kind == "topic"][TOPIC_KEYS + flags], on=TOPIC_KEYS)
+    items = items.merge(decided[decided.kind == "item"][ITEM_KEYS + flags], on=ITEM_KEYS)
+    return {"topic_results": topics, "item_results": items}
+
+
 def assert_frames_match(expected: pd.DataFrame, actual: pd.DataFrame, keys: list[str], columns: list[str]):
     merged = expected.merge(actual, on=keys, how="outer", suffixes=("_expected", "_actual"), indicator=True)
     missing = merged[merged._merge != "both"]
@@ -195,50 +231,44 @@ def assert_frames_match(expected: pd.DataFrame, actual: pd.DataFrame, keys: list
         assert not bad.any(), f"{column} differs:\n{merged.loc[bad, keys + [column + '_expected', column + '_actual']].head(20)}"
 
 
-def suppress(frame: pd.DataFrame, numbers: list[str], n: str) -> pd.DataFrame:
+def suppress(frame: pd.DataFrame, numbers: list[str]) -> pd.DataFrame:
     frame = frame.copy()
-    frame["is_suppressed"] = frame[n] < MIN_N
     for column in numbers:
         frame[column] = frame[column].where(~frame.is_suppressed)
     return frame
+
+
+def assert_same_suppression(expected: pd.DataFrame, actual: pd.DataFrame, keys: list[str]):
+    merged = expected.merge(actual, on=keys, suffixes=("_expected", "_actual"))
+    assert len(merged) == len(expected) == len(actual)
+    for column in ("suppression_reason", "district_id"):
+        bad = merged[f"{column}_expected"].fillna("") != merged[f"{column}_actual"].fillna("")
+        assert not bad.any(), f"{column} differs:\n{merged.loc[bad, keys + [column + '_expected', column + '_actual']].head(20)}"
 
 
 # --------------------------------------------------------------------------------------
 # Tests
 
 
-def test_topic_results_match_recomputation(built_warehouse, truth):
-    keys = ["school_year", "respondent_type", "reporting_level", "entity_id", "topic_id",
-            "subgroup_category", "subgroup_value"]
-    t = by_level(truth["per_topic"], truth["subgroups"])
-    expected = t.groupby(keys, as_index=False).agg(
-        respondents=("response_id", "size"), scored_respondents=("topic_score", "count"),
-        topic_mean=("topic_score", "mean"), substantive_answers=("substantive", "sum"),
-        favorable_answers=("favorable", "sum"),
-    )
-    expected["percent_favorable"] = 100.0 * expected.favorable_answers / expected.substantive_answers
+def test_topic_results_match_recomputation(built_warehouse, expected_results):
     numbers = ["respondents", "scored_respondents", "topic_mean", "percent_favorable",
                "substantive_answers", "favorable_answers"]
-    expected = suppress(expected, numbers, "respondents")
+    expected = suppress(expected_results["topic_results"], numbers)
     actual = built_warehouse.df("select * from marts.topic_results")
     assert len(expected) > 100 and (~expected.is_suppressed).sum() > 50
-    assert_frames_match(expected, actual, keys, numbers + ["is_suppressed"])
+    assert (expected.suppression_reason == "primary").sum() < expected.is_suppressed.sum(), \
+        "the sample should need complementary suppression"
+    assert_frames_match(expected, actual, TOPIC_KEYS, numbers + ["is_suppressed"])
+    assert_same_suppression(expected, actual, TOPIC_KEYS)
 
 
-def test_item_results_match_recomputation(built_warehouse, truth):
-    keys = ["school_year", "respondent_type", "reporting_level", "entity_id", "item",
-            "subgroup_category", "subgroup_value"]
-    t = by_level(truth["per_item"], truth["subgroups"])
-    expected = t.groupby(keys, as_index=False).agg(
-        respondents=("response_id", "size"), item_mean=("item_score", "mean"),
-        substantive_answers=("substantive", "sum"), favorable_answers=("favorable", "sum"),
-    )
-    expected["percent_favorable"] = 100.0 * expected.favorable_answers / expected.substantive_answers
+def test_item_results_match_recomputation(built_warehouse, expected_results):
     numbers = ["respondents", "item_mean", "percent_favorable", "substantive_answers", "favorable_answers"]
-    expected = suppress(expected, numbers, "respondents")
+    expected = suppress(expected_results["item_results"], numbers)
     actual = built_warehouse.df("select * from marts.item_results").rename(columns={"canonical_item_id": "item"})
     assert (~expected.is_suppressed).sum() > 100
-    assert_frames_match(expected, actual, keys, numbers + ["is_suppressed"])
+    assert_frames_match(expected, actual, ITEM_KEYS, numbers + ["is_suppressed"])
+    assert_same_suppression(expected, actual, ITEM_KEYS)
 
 
 def test_participation_matches_recomputation(built_warehouse, truth):
@@ -254,17 +284,17 @@ def test_participation_matches_recomputation(built_warehouse, truth):
                         ["invited", "responded", "completed", "response_rate", "completion_rate"])
 
 
-def school_percent_favorable(truth) -> pd.DataFrame:
-    t = truth["per_topic"]
-    schools = t.groupby(["school_year", "respondent_type", "topic_id", "school_id"], as_index=False).agg(
-        respondents=("response_id", "size"), substantive=("substantive", "sum"), favorable=("favorable", "sum"))
-    schools = schools[schools.respondents >= MIN_N]
-    schools["pct"] = 100.0 * schools.favorable / schools.substantive
-    return schools.merge(truth["schools"], on="school_id")
+def school_percent_favorable(truth, expected_results) -> pd.DataFrame:
+    """Published school results (subgroup all): only those contribute to benchmarks."""
+    t = expected_results["topic_results"]
+    schools = t[(t.reporting_level == "school") & (t.subgroup_category == "all") & ~t.is_suppressed]
+    schools = schools.rename(columns={"entity_id": "school_id", "percent_favorable": "pct"})
+    return schools[["school_year", "respondent_type", "topic_id", "school_id", "pct"]].merge(
+        truth["schools"], on="school_id")
 
 
-def test_benchmark_percentiles_match_recomputation(built_warehouse, truth):
-    schools = school_percent_favorable(truth)
+def test_benchmark_percentiles_match_recomputation(built_warehouse, truth, expected_results):
+    schools = school_percent_favorable(truth, expected_results)
     schools = pd.concat([schools, schools.assign(school_level="all")], ignore_index=True)
     rows = []
     for key, g in schools.groupby(["school_year", "respondent_type", "topic_id", "school_level"]):

@@ -9,3 +9,11 @@
 {% macro is_below_min_reporting_n(respondents) -%}
     ({{ respondents }} < {{ var('min_reporting_n', 10) }})
 {%- endmacro %}
+
+{#-
+  A result number, or null when its row is suppressed (primary or complementary:
+  int_result_cells_suppressed); `is_suppressed` is the row's flag expression.
+-#}
+{% macro unless_suppressed(expression, is_suppressed='suppression.is_suppressed') -%}
+    case when not {{ is_suppressed }} then {{ expression }} end
+{%- endmacro %}

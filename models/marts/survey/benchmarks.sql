@@ -1,8 +1,9 @@
 {#-
-  Percentiles of school-level percent favorable (subgroup all) among schools that meet
-  min_reporting_n, per school level and over all levels (school_level `all`). Published
-  (percentiles not null) only where at least var('benchmark_min_schools', 10) schools
-  from at least var('benchmark_min_districts', 3) districts contribute.
+  Percentiles of school-level percent favorable (subgroup all) among schools whose
+  topic_results row is published (neither primary nor complementary suppression), per
+  school level and over all levels (school_level `all`). Published (percentiles not
+  null) only where at least var('benchmark_min_schools', 10) schools from at least
+  var('benchmark_min_districts', 3) districts contribute.
 -#}
 with
 

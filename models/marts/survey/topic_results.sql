@@ -1,84 +1,42 @@
 with
 
-respondent_topics as (
-    select * from {{ ref('int_response_topics_scored') }}
+results as (
+    select * from {{ ref('int_topic_results_aggregated') }}
 ),
 
-subgroups as (
-    select * from {{ ref('int_respondent_subgroups_assigned') }}
-),
-
-reporting_levels as (
-    select 'school' as reporting_level
-    union all
-    select 'district' as reporting_level
-),
-
-grouped as (
-    select
-        respondent_topics.school_year,
-        respondent_topics.respondent_type,
-        reporting_levels.reporting_level,
-        respondent_topics.topic_id,
-        subgroups.subgroup_category,
-        subgroups.subgroup_value,
-        respondent_topics.topic_score,
-        respondent_topics.substantive_answers,
-        respondent_topics.favorable_answers,
-        case
-            when reporting_levels.reporting_level = 'school' then respondent_topics.school_id
-            else respondent_topics.district_id
-        end as entity_id
-    from respondent_topics
-    inner join subgroups
-        on respondent_topics.response_id = subgroups.response_id
-    cross join reporting_levels
-),
-
-aggregated as (
-    select
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        subgroup_category,
-        subgroup_value,
-        cast(sum(substantive_answers) as bigint) as substantive_answers,
-        cast(sum(favorable_answers) as bigint) as favorable_answers,
-        count(*) as respondents,
-        count(topic_score) as scored_respondents,
-        avg(topic_score) as topic_mean
-    from grouped
-    where entity_id is not null
-    group by
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        subgroup_category,
-        subgroup_value
+suppression as (
+    select * from {{ ref('int_result_cells_suppressed') }}
+    where result_kind = 'topic'
 ),
 
 final as (
     select
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        topic_id,
-        subgroup_category,
-        subgroup_value,
-        {{ is_below_min_reporting_n('respondents') }} as is_suppressed,
-        {{ suppress_below_min_reporting_n('respondents', 'respondents') }} as respondents,
-        {{ suppress_below_min_reporting_n('scored_respondents', 'respondents') }} as scored_respondents,
-        {{ suppress_below_min_reporting_n('topic_mean', 'respondents') }} as topic_mean,
-        {{ suppress_below_min_reporting_n('100.0 * favorable_answers / substantive_answers', 'respondents') }}
+        results.school_year,
+        results.respondent_type,
+        results.reporting_level,
+        results.entity_id,
+        results.topic_id,
+        results.subgroup_category,
+        results.subgroup_value,
+        suppression.is_suppressed,
+        {{ unless_suppressed('results.respondents') }} as respondents,
+        {{ unless_suppressed('results.scored_respondents') }} as scored_respondents,
+        {{ unless_suppressed('results.topic_mean') }} as topic_mean,
+        {{ unless_suppressed('100.0 * results.favorable_answers / results.substantive_answers') }}
             as percent_favorable,
-        {{ suppress_below_min_reporting_n('favorable_answers', 'respondents') }} as favorable_answers,
-        {{ suppress_below_min_reporting_n('substantive_answers', 'respondents') }} as substantive_answers
-    from aggregated
+        {{ unless_suppressed('results.favorable_answers') }} as favorable_answers,
+        {{ unless_suppressed('results.substantive_answers') }} as substantive_answers,
+        suppression.suppression_reason,
+        results.district_id
+    from results
+    inner join suppression
+        on results.school_year = suppression.school_year
+        and results.respondent_type = suppression.respondent_type
+        and results.reporting_level = suppression.reporting_level
+        and results.entity_id = suppression.entity_id
+        and results.topic_id = suppression.topic_id
+        and results.subgroup_category = suppression.subgroup_category
+        and results.subgroup_value = suppression.subgroup_value
 )
 
 select * from final

@@ -11,6 +11,8 @@ results as (
         respondents,
         topic_mean,
         percent_favorable,
+        suppression_reason,
+        district_id,
         cast(cast(substr(school_year, 1, 4) as integer) - 1 as varchar)
         || '-' || substr(school_year, 3, 2) as previous_school_year
     from {{ ref('topic_results') }}
@@ -34,7 +36,10 @@ final as (
         last_year.percent_favorable as previous_percent_favorable,
         coalesce(last_year.is_suppressed, true) as previous_is_suppressed,
         this_year.percent_favorable - last_year.percent_favorable as percent_favorable_change,
-        this_year.topic_mean - last_year.topic_mean as topic_mean_change
+        this_year.topic_mean - last_year.topic_mean as topic_mean_change,
+        this_year.suppression_reason,
+        last_year.suppression_reason as previous_suppression_reason,
+        this_year.district_id
     from results as this_year
     left join results as last_year
         on this_year.previous_school_year = last_year.school_year
