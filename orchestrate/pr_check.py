@@ -114,7 +114,7 @@ def main(args: argparse.Namespace) -> int:
     print(text)
     print(f"pr-check: written to {out / 'diff.md'} and diff.json", flush=True)
     if check["errors"]:
-        raise UserError(f"{len(check['errors'])} nodes failed to build (above): fix them, then run "
+        raise UserError(f"{len(check['errors'])} of the nodes failed (above): fix what dbt says, then run "
                         "pr-check again (CONTRIBUTING.md explains contract errors).")
     return 1 if check["failures"] else 0
 
@@ -180,16 +180,30 @@ def _environment(values: dict[str, str]):
 
 
 def build(base: Path, dbt_target: str) -> dict:
-    """`dbt build --select state:modified+ --defer --state <base>`; what ran and how."""
+    """What the change touches, against production: first every model of
+    `state:modified+` on empty inputs (`dbt run --empty`: contracts and SQL checked in
+    seconds, before unit tests that would hide a contract error behind a fixture's column
+    names), then `dbt build --full-refresh` of the same selection (every incremental model
+    built whole, never on a previous check's tables). What ran and how."""
+    common = ["--select", "state:modified+", "--defer", "--state", str(base),
+              # a contracted mart's column removed, renamed or retyped against production's
+              # contract: dbt's warning, an error here (CONTRIBUTING.md: make a new version)
+              "--warn-error-options", '{"error": ["UnversionedBreakingChange"]}',
+              # Snowflake: the pull request's tables are granted to no reader or researcher role
+              "--vars", '{"researcher_role": "", "reader_role": ""}',
+              "--no-use-colors", "--quiet"]
+    # A full parse first (partial parsing after a change can alter configs that
+    # state:modified compares); the second command reuses it, nothing having changed.
+    checked = _invoke(["run", "--empty", *common, "--no-partial-parse"], base, dbt_target)
+    if checked["errors"]:
+        checked["empty_run"] = True
+        return checked
+    return _invoke(["build", "--full-refresh", *common], base, dbt_target)
+
+
+def _invoke(args: list[str], base: Path, dbt_target: str) -> dict:
     from orchestrate.run import Progress, release_duckdb
 
-    args = ["build", "--select", "state:modified+", "--defer", "--state", str(base),
-            # a contracted mart's column removed, renamed or retyped against production's
-            # contract: dbt's warning, an error here (CONTRIBUTING.md: make a new version)
-            "--warn-error-options", '{"error": ["UnversionedBreakingChange"]}',
-            # Snowflake: the pull request's tables are granted to no reader or researcher role
-            "--vars", '{"researcher_role": "", "reader_role": ""}',
-            "--no-partial-parse", "--no-use-colors", "--quiet"]
     print("dbt " + " ".join(args), flush=True)
     try:
         res = dbt.invoke(args, target=dbt_target, callbacks=[Progress()])
@@ -203,7 +217,7 @@ def build(base: Path, dbt_target: str) -> dict:
         if "breaking change" in message.lower():
             raise UserError("the change breaks a mart's contract (dbt says which model and columns, above). "
                             "Keep the column as it is, or make the change as a new version of the model "
-                            "(CONTRIBUTING.md, \"Breaking changes\"), then run pr-check again.")
+                            "(CONTRIBUTING.md, \"Contracts and breaking changes\"), then run pr-check again.")
         raise UserError(f"dbt could not build the pull request: {message}\n"
                         "Fix what dbt names above, then run pr-check again.")
     base_manifest = _read_json(base / "manifest.json")
@@ -221,6 +235,8 @@ def build(base: Path, dbt_target: str) -> dict:
     rebuilt = sorted(name for name, n in pr_marts.items()
                      if any(b["unique_id"] == n["unique_id"] and b["status"] == "success" for b in built))
     removed = sorted(set(base_marts) - set(pr_marts))
+    if errors:  # an empty run: nothing to compare
+        rebuilt, removed = [], []
     return {
         "nodes": built,
         "errors": errors,
@@ -254,6 +270,10 @@ def summary_lines(check: dict) -> list[str]:
     nodes = check["nodes"]
     if not nodes:
         return ["Nothing to build: the pull request changes no model, seed, test or macro dbt uses."]
+    if check.get("empty_run"):
+        return [f"The models the change touches, run on empty inputs first (`dbt run --empty`: contracts "
+                f"and SQL), failed: {len(check['errors'])} of {len(nodes)}; nothing was built with data."
+                ] + _problems(check)
     kinds: dict[str, int] = {}
     for n in nodes:
         kind = n["unique_id"].split(".")[0]
@@ -272,6 +292,12 @@ def summary_lines(check: dict) -> list[str]:
                                + ("" if n["status"] == "success" else f" ({n['status']})")
                                for n in nodes if n["unique_id"].startswith("model.")),
     ]
+    return lines + _problems(check)
+
+
+def _problems(check: dict) -> list[str]:
+    """dbt's message of each node that erred or failed, without its macro trace."""
+    lines = []
     for n in check["errors"] + check["failures"]:
         message = "\n".join(line for line in (n.get("message") or "").strip().splitlines()
                             if not line.strip().startswith(("> in macro", "> called by")))

@@ -77,7 +77,7 @@ def test_pr_check_builds_only_the_change_and_downstream_and_diffs_exactly_the_ro
     assert built == expected, (sorted(built - expected), sorted(expected - built))
     models = {uid.split(".")[-1] for uid in built if uid.startswith("model.")}
     assert {"int_response_topics_scored", "respondents_wide", "topic_results", "topic_trends"} <= models
-    assert not models & {"dim_students", "fct_question_responses", "item_results", "int_response_items_scored"}
+    assert not models & {"dim_students", "fct_question_responses", "int_response_items_scored", "dim_questions"}
     assert all(n["status"] in ("success", "pass") for n in check["nodes"]), check["nodes"]
 
     # What the change does, computed from production's scores with pandas.
@@ -192,4 +192,62 @@ def test_a_join_that_duplicates_a_single_column_grain_fails_naming_the_model_and
     schools = {s for (s,) in built_warehouse.query("select school_id from marts.dim_schools")}
     assert "constraint" in error["message"].lower() and any(s in error["message"] for s in schools), error["message"]
     assert "**ERROR** `dim_schools` (models/marts/core/dim_schools.sql)" in proc.stdout
-    assert "nodes failed to build" in proc.stderr.strip().splitlines()[-1]
+    assert "of the nodes failed" in proc.stderr.strip().splitlines()[-1]
+
+
+PERCENT = "            as percent_favorable,"
+PERCENT_SQL = "cast(100.0 * results.favorable_answers / results.substantive_answers as double)"
+PERCENT_YML = "      - name: percent_favorable\n        data_type: double\n"
+
+
+@pytest.mark.parametrize("change, reasons", [
+    ({"sql": (PERCENT, "            as favorable_percent,")},
+     [["favorable_percent", "DOUBLE", "", "missing in contract"],
+      ["percent_favorable", "", "DOUBLE", "missing in definition"]]),
+    ({"sql": (PERCENT_SQL, PERCENT_SQL.replace("as double)", "as varchar)"))},
+     [["percent_favorable", "VARCHAR", "DOUBLE", "data type mismatch"]]),
+], ids=["renamed", "retyped"])
+def test_renaming_or_retyping_a_contracted_column_fails_with_the_contract_error(
+        tmp_path, built_warehouse, change, reasons):
+    """topic_results.percent_favorable renamed or retyped in the SQL: dbt's contract error,
+    naming the model, its file and the column, before anything is built with data."""
+    project = scratch_project(tmp_path)
+    edit(project, "models/marts/survey/topic_results.sql", *change["sql"])
+    proc, check = pr_check(project, built_warehouse, tmp_path / "out")
+    assert proc.returncode == 2, proc.stdout[-6000:] + proc.stderr[-3000:]
+    [error] = check["errors"]
+    assert (error["name"], error["file"]) == ("topic_results", "models/marts/survey/topic_results.sql")
+    assert "Compilation Error in model topic_results (models/marts/survey/topic_results.sql)" in error["message"]
+    assert "This model has an enforced contract that failed." in error["message"]
+    for reason in reasons:  # rows of dbt's table: column_name | definition_type | contract_type | reason
+        assert reason in table_rows(error["message"]), error["message"]
+        assert reason in table_rows(proc.stdout)
+    assert check["diffs"] == []
+
+
+def table_rows(text: str) -> list[list[str]]:
+    return [[cell.strip() for cell in line.strip().strip("|").split("|")]
+            for line in text.splitlines() if line.strip().startswith("|")]
+
+
+@pytest.mark.parametrize("sql, yml", [
+    ((PERCENT, "            as favorable_percent,"),
+     (PERCENT_YML, PERCENT_YML.replace("percent_favorable", "favorable_percent"))),
+    ((PERCENT_SQL, PERCENT_SQL.replace("as double)", "as varchar)")),
+     (PERCENT_YML, PERCENT_YML.replace("double", "varchar"))),
+], ids=["renamed", "retyped"])
+def test_a_contract_changed_to_match_is_a_breaking_change_against_production(tmp_path, built_warehouse, sql, yml):
+    """The same changes made in the yml too: the model matches its contract, but the
+    contract no longer matches production's. dbt's breaking-change check names the model
+    and the column; pr-check stops and says to make a new model version."""
+    project = scratch_project(tmp_path)
+    edit(project, "models/marts/survey/topic_results.sql", *sql)
+    edit(project, "models/marts/survey/topic_results.yml", *yml)
+    proc, _ = pr_check(project, built_warehouse, tmp_path / "out")
+    out = proc.stdout + proc.stderr
+    assert proc.returncode == 2, out[-6000:]
+    assert "Breaking change to contracted, unversioned model topic_results" in out
+    assert "(models/marts/survey/topic_results.sql)" in out
+    assert "percent_favorable" in out
+    assert "new version of the model" in proc.stderr.strip().splitlines()[-1]
+    assert "Traceback" not in out
