@@ -7,7 +7,7 @@ include: "/dashboards/*.dashboard.lookml"
 
 explore: topic_results {
   label: "Topic results"
-  description: "Topic results per school year, respondent type, reporting level (`school`, `district`), entity (school or district id), topic and subgroup (long: subgroup_category, subgroup_value; category `all` is everyone). topic_mean is the mean of respondent topic scores (respondents who answered at least half of the topic's items); percent_favorable is favorable over substantive answers, pooled over the topic's items, in percent. A row from fewer than var('min_reporting_n') respondents (default 10) — respondents with at least one substantive answer on the topic — is suppressed: is_suppressed true and every number null."
+  description: "Topic results per school year, respondent type, reporting level (`school`, `district`), entity (school or district id), topic and subgroup (long: subgroup_category, subgroup_value; category `all` is everyone). topic_mean is the mean of respondent topic scores (respondents who answered at least half of the topic's items); percent_favorable is favorable over substantive answers, pooled over the topic's items, in percent. A row from fewer than var('min_reporting_n') respondents (default 10) — respondents with at least one substantive answer on the topic — is suppressed (primary), and so are the rows that would give it back by a subtraction (complementary: the `all` row minus the other values of a subgroup category, a district minus its other schools, a topic minus its other items in item_results; see int_result_relations_listed and int_result_cells_suppressed): is_suppressed true, suppression_reason says why, and every number is null, counts included. district_id lets the Snowflake district row access policy scope the rows."
   sql_always_where: not ${topic_results.is_suppressed} ;;
 
   access_filter: {
@@ -55,7 +55,7 @@ explore: topic_results {
 
 explore: item_results {
   label: "Item results"
-  description: "Item results per school year, respondent type, reporting level (`school`, `district`), entity, canonical item and subgroup (long: subgroup_category, subgroup_value). item_mean is the mean scored value; percent_favorable is favorable over substantive answers, in percent. A row from fewer than var('min_reporting_n') respondents (default 10) with a substantive answer to the item is suppressed: is_suppressed true and every number null."
+  description: "Item results per school year, respondent type, reporting level (`school`, `district`), entity, canonical item and subgroup (long: subgroup_category, subgroup_value). item_mean is the mean scored value; percent_favorable is favorable over substantive answers, in percent. A row from fewer than var('min_reporting_n') respondents (default 10) with a substantive answer to the item is suppressed (primary), and so are the rows that would give it back by a subtraction (complementary: within a subgroup category, a district against its schools, a topic of topic_results against its items; see int_result_cells_suppressed): is_suppressed true, suppression_reason says why, and every number is null, counts included."
   sql_always_where: not ${item_results.is_suppressed} ;;
 
   access_filter: {
@@ -110,7 +110,7 @@ explore: item_results {
 
 explore: topic_trends {
   label: "Topic trends"
-  description: "Year over year, per school year, respondent type, reporting level, entity and topic (subgroup all): this year's result from topic_results, last school year's, and the change. A change is null when either year is suppressed or missing."
+  description: "Year over year, per school year, respondent type, reporting level, entity and topic (subgroup all): this year's result from topic_results, last school year's, and the change. Each year's numbers follow that year's suppression in topic_results (primary or complementary); a change is null when either year is suppressed or missing."
   sql_always_where: not ${topic_trends.is_suppressed} ;;
 
   access_filter: {
@@ -149,7 +149,7 @@ explore: topic_trends {
 
 explore: participation {
   label: "Participation"
-  description: "Participation per school year, survey and school: people invited (the survey_invitations rows), responses started, responses completed (submitted), and the rates. Withdrawn responses do not count. Counts of people asked and answering, not results, so not suppressed."
+  description: "Participation per school year, survey and school: people invited (the survey_invitations rows), responses started, responses completed (submitted), and the rates. Withdrawn responses do not count. Counts of people asked and answering, not results, so not suppressed: no answers and no subgroups, so no subtraction of its numbers gives a suppressed result back. An attacker may use them to bound the respondents a subgroup relation leaves out (the anonymous ones), which is why complementary suppression in the results marts treats those relations as exact (int_result_relations_listed)."
 
   access_filter: {
     field: participation.district_id

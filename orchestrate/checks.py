@@ -140,12 +140,14 @@ class Relations:
 
     def __init__(self, manifest: dict, orchestrate_schema: str = ORCHESTRATE_SCHEMA):
         self.models: dict[str, str] = {}
+        self.grants: dict[str, dict] = {}  # model -> its grants config, as dbt applies it
         self.sources: dict[tuple[str, str], str] = {}
         for node in manifest.get("nodes", {}).values():
             if node.get("resource_type") in ("model", "seed", "snapshot") and node.get(
                 "relation_name"
             ):
                 self.models[node["name"]] = node["relation_name"]
+                self.grants[node["name"]] = (node.get("config") or {}).get("grants") or {}
         for src in manifest.get("sources", {}).values():
             self.sources[(src["source_name"], src["name"])] = src["relation_name"]
         self.orchestrate_schema = orchestrate_schema

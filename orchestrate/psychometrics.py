@@ -185,7 +185,9 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
                  f"{len(frame):,} respondents, {len(result['topic_psychometrics'])} topics, "
                  f"{tested} invariance models ({time.perf_counter() - unit_started:.1f}s)")
     frames = {name: to_frame(name, rows) for name, rows in tables.items()}
-    write_tables(warehouse, {names[name]: frame for name, frame in frames.items()})
+    # published aggregates, suppressed like the results marts: granted as topic_results is
+    roles = relations.grants.get("topic_results", {}).get("select", [])
+    write_tables(warehouse, {names[name]: frame for name, frame in frames.items()}, roles)
     return (f"{counts['topics']} topics in {len(units)} school year x respondent type units, "
             f"{counts['invariance']} invariance models (min group n {min_group_n}), "
             f"4 tables written in {time.perf_counter() - started:.1f}s")
@@ -418,10 +420,9 @@ def to_frame(name: str, rows: list[dict]) -> pd.DataFrame:
     return frame
 
 
-def write_tables(warehouse, frames: dict[str, pd.DataFrame]) -> None:
+def write_tables(warehouse, frames: dict[str, pd.DataFrame], roles: list[str] = ()) -> None:
     """Replace each table with its rows: on DuckDB in one transaction from the DataFrames;
-    on Snowflake by create or replace, a select grant to the reader role as on every
-    mart, and inserts of bound rows."""
+    on Snowflake by create or replace, select grants to `roles`, and inserts of bound rows."""
     by_name = {relation: TABLES[_table_name(relation)] for relation in frames}
     schema = _schema_of(next(iter(frames)))
     warehouse.execute(f"create schema if not exists {schema}")
@@ -439,14 +440,12 @@ def write_tables(warehouse, frames: dict[str, pd.DataFrame]) -> None:
             con.execute("rollback")
             raise
         return
-    # readers get what they get on every other mart (dbt_project.yml: grants to reader_role)
-    reader_role = str(project_vars().get("reader_role", "survey_reader") or "")
     for relation, frame in frames.items():
         columns = by_name[relation]
         warehouse.execute(f"create or replace table {relation} ("
                           + ", ".join(f"{c} {t}" for c, t in columns) + ")")
-        if reader_role:
-            warehouse.execute(f"grant select on table {relation} to role {reader_role}")
+        for role in roles:
+            warehouse.execute(f"grant select on table {relation} to role {role}")
         if frame.empty:
             continue
         values = [[None if pd.isna(v) else (v.item() if hasattr(v, "item") else v) for v in row]

@@ -439,7 +439,8 @@ def test_step_writes_through_the_snowflake_path(computed, built_warehouse, tmp_p
         assert "survey_ci.marts.topic_psychometrics" in proc.stdout.lower()
         granted = emulator.grants()
         for name in psychometrics.TABLES:  # readers can query them, as every other mart
-            assert "SURVEY_READER" in granted.get(f"SURVEY_CI.MARTS.{name.upper()}", {}).get("SELECT", set()), name
+            assert granted.get(f"SURVEY_CI.MARTS.{name.upper()}", {}).get("SELECT", set()) == {
+                "SURVEY_READER", "SURVEY_RESEARCHER"}, name
         with contextlib.closing(emulator.connect(schema="marts")) as con:
             for name, columns in psychometrics.TABLES.items():
                 cursor = con.cursor().execute(f"select * from marts.{name}")

@@ -30,9 +30,13 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 DBT = str(Path(sys.executable).parent / "dbt")
 TOLERANCE = 1e-9
 # Marts the district-scoped reader role may select (issue 11): results suppressed for
-# small groups. Every mart, row-level ones included, is the researcher role's.
+# small groups, and the reference dimensions (no personal data) that name them. Every
+# mart, row-level ones included, is the researcher role's.
 RESULTS_MARTS = {"topic_results", "item_results", "topic_trends", "participation", "benchmarks",
                  "reliability", "item_reliability"}
+REFERENCE_DIMS = {"dim_districts", "dim_schools", "dim_surveys", "dim_questions", "dim_topics",
+                  "dim_canonical_items"}
+READER_MARTS = RESULTS_MARTS | REFERENCE_DIMS
 ROW_LEVEL_MARTS = {"fct_question_responses", "fct_survey_responses", "respondents_wide", "dim_students"}
 
 
@@ -182,15 +186,15 @@ def test_prod_configuration_reaches_snowflake(emulated_snowflake):
     granted = build.emulator.grants()
     for name in marts:
         relation = f"SURVEY_CI.MARTS.{name.upper()}"
-        readers = {"SURVEY_RESEARCHER"} | ({"SURVEY_READER"} if name in RESULTS_MARTS else set())
+        readers = {"SURVEY_RESEARCHER"} | ({"SURVEY_READER"} if name in READER_MARTS else set())
         assert granted.get(relation, {}).get("SELECT", set()) == readers, relation
     # what `show grants on` answers (dbt reads it to grant and revoke): the reader role
-    # may select a results mart, not a row-level one
+    # may select a results mart or a reference dimension, not a row-level one
     with build.emulator.connect(schema="marts") as con:
-        for name in sorted(RESULTS_MARTS | ROW_LEVEL_MARTS):
+        for name in sorted(READER_MARTS | ROW_LEVEL_MARTS):
             rows = con.cursor().execute(f"show grants on table survey_ci.marts.{name}").fetchall()
             roles = {row[5] for row in rows if row[1] == "SELECT"}
-            assert ("SURVEY_READER" in roles) == (name in RESULTS_MARTS), (name, roles)
+            assert ("SURVEY_READER" in roles) == (name in READER_MARTS), (name, roles)
             assert "SURVEY_RESEARCHER" in roles, (name, roles)
     statements = build.emulator.statements()
     for name, node in models.items():

@@ -42,7 +42,7 @@ view: benchmarks {
 
   dimension: schools {
     label: "Schools"
-    description: "Schools contributing (meeting min_reporting_n)."
+    description: "Schools contributing (their topic_results row published)."
     type: number
     sql: ${TABLE}.schools ;;
   }

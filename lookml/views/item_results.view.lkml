@@ -70,9 +70,23 @@ view: item_results {
 
   dimension: is_suppressed {
     label: "Is suppressed"
-    description: "True when fewer than min_reporting_n respondents: every number below is null."
+    description: "True when the row is suppressed (suppression_reason says why): every number below is null."
     type: yesno
     sql: ${TABLE}.is_suppressed ;;
+  }
+
+  dimension: suppression_reason {
+    label: "Suppression reason"
+    description: "Why the row is suppressed; null when published. primary: fewer than min_reporting_n respondents. complementary_subgroup, complementary_level, complementary_item: published, it would give back a suppressed row of the same subgroup category, of the same district's schools or district, or of the same topic's items or topic (topic_results)."
+    type: string
+    sql: ${TABLE}.suppression_reason ;;
+  }
+
+  dimension: district_id {
+    label: "District ID"
+    description: "The district of the entity: for a district row, entity_id itself; for a school, its district."
+    type: string
+    sql: ${TABLE}.district_id ;;
   }
 
   measure: percent_favorable {

@@ -63,9 +63,23 @@ view: topic_results {
 
   dimension: is_suppressed {
     label: "Is suppressed"
-    description: "True when fewer than min_reporting_n respondents: every number below is null."
+    description: "True when the row is suppressed (suppression_reason says why): every number below is null."
     type: yesno
     sql: ${TABLE}.is_suppressed ;;
+  }
+
+  dimension: suppression_reason {
+    label: "Suppression reason"
+    description: "Why the row is suppressed; null when published. primary: fewer than min_reporting_n respondents. complementary_subgroup: published, it would give back a suppressed value of the same subgroup category (with the `all` row). complementary_level: a suppressed school of the same district, or the district (district = sum of its schools). complementary_item: a suppressed item of the topic in item_results (the topic's answers = the sum of its items')."
+    type: string
+    sql: ${TABLE}.suppression_reason ;;
+  }
+
+  dimension: district_id {
+    label: "District ID"
+    description: "The district of the entity: for a district row, entity_id itself; for a school, its district."
+    type: string
+    sql: ${TABLE}.district_id ;;
   }
 
   measure: percent_favorable {

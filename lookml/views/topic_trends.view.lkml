@@ -49,7 +49,7 @@ view: topic_trends {
 
   dimension: is_suppressed {
     label: "Is suppressed"
-    description: "This year's row is suppressed (fewer than min_reporting_n respondents)."
+    description: "This year's row is suppressed in topic_results (suppression_reason says why)."
     type: yesno
     sql: ${TABLE}.is_suppressed ;;
   }
@@ -108,6 +108,27 @@ view: topic_trends {
     description: "topic_mean - previous_topic_mean, in scale points."
     type: number
     sql: ${TABLE}.topic_mean_change ;;
+  }
+
+  dimension: suppression_reason {
+    label: "Suppression reason"
+    description: "Why this year's row is suppressed (topic_results.suppression_reason); null when published."
+    type: string
+    sql: ${TABLE}.suppression_reason ;;
+  }
+
+  dimension: previous_suppression_reason {
+    label: "Previous suppression reason"
+    description: "Why last year's row is suppressed; null when published or missing."
+    type: string
+    sql: ${TABLE}.previous_suppression_reason ;;
+  }
+
+  dimension: district_id {
+    label: "District ID"
+    description: "The district of the entity (for the Snowflake district row access policy)."
+    type: string
+    sql: ${TABLE}.district_id ;;
   }
 
   measure: respondents {

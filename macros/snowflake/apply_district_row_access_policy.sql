@@ -25,7 +25,7 @@
 {%- endmacro %}
 
 {% macro snowflake__apply_district_row_access_policy(relation=none, dry_run=false) -%}
-    {%- if not execute or not (var('district_row_access_policy', false) or dry_run) -%}
+    {%- if not execute or not (var('district_row_access_policy') or dry_run) -%}
         {{ return('') }}
     {%- endif -%}
     {%- set as_hook = relation is none and model is defined and model is not none
@@ -66,7 +66,7 @@
     district_id varchar not null
 )",
     ] -%}
-    {%- set scopes = var('district_reader_scopes', {}) -%}
+    {%- set scopes = var('district_reader_scopes') -%}
     {%- if scopes -%}
         {%- set rows = [] -%}
         {%- for role_name, district_ids in scopes.items() -%}

@@ -52,7 +52,7 @@
             and case
                 when relation_kind = 'item' then largest_suppressed_part
                 else suppressed_part_respondents
-            end < {{ var('min_reporting_n', 10) }}
+            end < {{ var('min_reporting_n') }}
         )
 )
 {%- endmacro %}

@@ -16,7 +16,7 @@
   assert_result_suppression_is_a_fixpoint fails the build if a relation still does not
   hold after them (then raise suppression_passes).
 -#}
-{%- set passes = [var('suppression_passes', 40) | int, 1] | max -%}
+{%- set passes = [var('suppression_passes') | int, 1] | max -%}
 
 with
 

@@ -2,8 +2,8 @@
   Percentiles of school-level percent favorable (subgroup all) among schools whose
   topic_results row is published (neither primary nor complementary suppression), per
   school level and over all levels (school_level `all`). Published (percentiles not
-  null) only where at least var('benchmark_min_schools', 10) schools from at least
-  var('benchmark_min_districts', 3) districts contribute.
+  null) only where at least var('benchmark_min_schools') schools from at least
+  var('benchmark_min_districts') districts contribute.
 -#}
 with
 
@@ -80,8 +80,8 @@ aggregated as (
 published as (
     select
         *,
-        schools >= {{ var('benchmark_min_schools', 10) }}
-        and districts >= {{ var('benchmark_min_districts', 3) }} as is_published
+        schools >= {{ var('benchmark_min_schools') }}
+        and districts >= {{ var('benchmark_min_districts') }} as is_published
     from aggregated
 ),
 
