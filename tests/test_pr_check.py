@@ -230,24 +230,24 @@ def table_rows(text: str) -> list[list[str]]:
             for line in text.splitlines() if line.strip().startswith("|")]
 
 
-@pytest.mark.parametrize("sql, yml", [
-    ((PERCENT, "            as favorable_percent,"),
-     (PERCENT_YML, PERCENT_YML.replace("percent_favorable", "favorable_percent"))),
-    ((PERCENT_SQL, PERCENT_SQL.replace("as double)", "as varchar)")),
-     (PERCENT_YML, PERCENT_YML.replace("double", "varchar"))),
-], ids=["renamed", "retyped"])
-def test_a_contract_changed_to_match_is_a_breaking_change_against_production(tmp_path, built_warehouse, sql, yml):
-    """The same changes made in the yml too: the model matches its contract, but the
-    contract no longer matches production's. dbt's breaking-change check names the model
-    and the column; pr-check stops and says to make a new model version."""
+def test_a_contract_changed_to_match_is_a_breaking_change_against_production(tmp_path, built_warehouse):
+    """The same changes made in the yml too (percent_favorable renamed, topic_mean retyped):
+    the model matches its contract, but the contract no longer matches production's. dbt's
+    breaking-change check names the model and both columns; pr-check stops and says to make
+    a new model version."""
     project = scratch_project(tmp_path)
-    edit(project, "models/marts/survey/topic_results.sql", *sql)
-    edit(project, "models/marts/survey/topic_results.yml", *yml)
+    sql, yml = "models/marts/survey/topic_results.sql", "models/marts/survey/topic_results.yml"
+    edit(project, sql, PERCENT, "            as favorable_percent,")
+    edit(project, yml, PERCENT_YML, PERCENT_YML.replace("percent_favorable", "favorable_percent"))
+    edit(project, sql, "cast(results.topic_mean as double)", "cast(results.topic_mean as varchar)")
+    edit(project, yml, "      - name: topic_mean\n        data_type: double\n",
+         "      - name: topic_mean\n        data_type: varchar\n")
     proc, _ = pr_check(project, built_warehouse, tmp_path / "out")
     out = proc.stdout + proc.stderr
     assert proc.returncode == 2, out[-6000:]
     assert "Breaking change to contracted, unversioned model topic_results" in out
     assert "(models/marts/survey/topic_results.sql)" in out
-    assert "percent_favorable" in out
+    assert "Columns were removed" in out and "percent_favorable" in out
+    assert "data_type changes" in out and "topic_mean" in out
     assert "new version of the model" in proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in out
