@@ -87,12 +87,20 @@ def main(args: argparse.Namespace) -> int:
         dbt_target = "pr_check"
     out.mkdir(parents=True, exist_ok=True)
     shutil.rmtree(out / "dbt", ignore_errors=True)
+    for stale in ("diff.md", "diff.json"):
+        (out / stale).unlink(missing_ok=True)
 
     print(f"pr-check: building state:modified+ against production state {base}, "
           f"into {'schemas ' + prefix + '_*' if target_type != 'duckdb' else env['DBT_PR_DUCKDB_PATH']}",
           flush=True)
     with _environment(env):
-        built = build(base, dbt_target)
+        try:
+            built = build(base, dbt_target)
+        except BuildStopped as exc:  # the pull request comment says so too
+            (out / "diff.md").write_text(
+                f"## pr-check: what this pull request changes\n\n**pr-check stopped**: {exc}\n\n"
+                f"```\n{exc.detail[:6000]}\n```\n", encoding="utf-8")
+            raise
         check = {"base": str(base), "target": args.target, "schema_prefix": prefix, **built}
         check["diffs"] = []
         if built["marts"]:
@@ -117,6 +125,14 @@ def main(args: argparse.Namespace) -> int:
         raise UserError(f"{len(check['errors'])} of the nodes failed (above): fix what dbt says, then run "
                         "pr-check again (CONTRIBUTING.md explains contract errors).")
     return 1 if check["failures"] else 0
+
+
+class BuildStopped(UserError):
+    """dbt stopped before building anything (a breaking change, a project that does not parse)."""
+
+    def __init__(self, message: str, detail: str):
+        super().__init__(message)
+        self.detail = detail
 
 
 def production_state_path(target: str) -> Path:
@@ -215,11 +231,12 @@ def _invoke(args: list[str], base: Path, dbt_target: str) -> dict:
     if res.exception is not None or manifest is None:
         message = str(res.exception or "no manifest").strip()
         if "breaking change" in message.lower():
-            raise UserError("the change breaks a mart's contract (dbt says which model and columns, above). "
-                            "Keep the column as it is, or make the change as a new version of the model "
-                            "(CONTRIBUTING.md, \"Contracts and breaking changes\"), then run pr-check again.")
-        raise UserError(f"dbt could not build the pull request: {message}\n"
-                        "Fix what dbt names above, then run pr-check again.")
+            raise BuildStopped(
+                "the change breaks a mart's contract (dbt says which model and columns, above). Keep the "
+                "column as it is, or make the change as a new version of the model (CONTRIBUTING.md, "
+                "\"Contracts and breaking changes\"), then run pr-check again.", message)
+        raise BuildStopped(f"dbt could not build the pull request: {message}\n"
+                           "Fix what dbt names above, then run pr-check again.", message)
     base_manifest = _read_json(base / "manifest.json")
     results = (run_results or {}).get("results", [])
     nodes = {**manifest["nodes"], **manifest.get("unit_tests", {})}

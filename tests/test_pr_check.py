@@ -251,3 +251,5 @@ def test_a_contract_changed_to_match_is_a_breaking_change_against_production(tmp
     assert "data_type changes" in out and "topic_mean" in out
     assert "new version of the model" in proc.stderr.strip().splitlines()[-1]
     assert "Traceback" not in out
+    comment = (tmp_path / "out" / "diff.md").read_text()  # what CI posts on the pull request
+    assert "pr-check stopped" in comment and "Columns were removed" in comment and "percent_favorable" in comment
