@@ -8,7 +8,7 @@ SCALE  ?= 0.05
 SEED   ?= 42
 EXTRACTS ?= data/extracts
 
-.PHONY: run test bench lint lock clean
+.PHONY: run test bench lint lint-all lock clean
 
 SAMPLE := scale $(SCALE) seed $(SEED)
 
@@ -40,8 +40,13 @@ test: $(VENV)/.installed
 bench: $(VENV)/.installed
 	$(PY) -m orchestrate bench --scale $(or $(BENCH_SCALE),1)
 
+# sqlfluff, file:line findings: `make lint` the models changed since main (LINT_BASE=...),
+# `make lint-all` every model. Works before any run (an in-memory DuckDB, profiles.yml `lint`).
 lint: $(VENV)/.installed
-	$(VENV)/bin/sqlfluff lint models macros
+	$(PY) -m orchestrate lint
+
+lint-all: $(VENV)/.installed
+	$(PY) -m orchestrate lint --all
 
 # Regenerate requirements.lock from pyproject.toml: the runtime dependencies and the test
 # and lint extras (needs network access to PyPI).

@@ -22,6 +22,9 @@ COMMANDS = {
     "lookml": ("orchestrate.lookml", "write the Looker project (lookml/) and dbt exposures from the marts"),
     "psychometrics": ("orchestrate.psychometrics", "reliability, factor models and invariance of every topic, to marts"),
     "research-report": ("orchestrate.research_report", "one self-contained HTML reliability and validity report per instrument"),
+    "check-seeds": ("orchestrate.seed_check", "check crosswalk and item-bank seeds in a second, no warehouse needed"),
+    "pr-check": ("orchestrate.pr_check", "build and test what a pull request changes against production, then diff the marts"),
+    "lint": ("orchestrate.lint", "sqlfluff on the models changed since main (or --all): path:line findings"),
 }
 
 

@@ -325,7 +325,7 @@ def _build_step(run: Run, warehouse, plan: dict):
                                 else f"retry of run {run.retry_of}")
             step.status, step.summary = run.dbt["status"], run.dbt["summary"]
             if plan["build"] == "build" and _builds_current(run):
-                scope.keep_build(run.target, artifacts, run.run_id, run.scope["fingerprint"])
+                scope.keep_build(run.target, artifacts, run.run_id, run.scope["fingerprint"], run.scope)
     return _open(run, "checks")
 
 

@@ -69,14 +69,24 @@ def kept_build(target: str) -> dict | None:
     return build if build and (state / "manifest.json").exists() else None
 
 
-def keep_build(target: str, artifacts: Path, run_id: str, fingerprint: str) -> Path:
+def full_parse(scope: dict) -> bool:
+    """Whether the build parses the project in full: when its manifest will become the kept
+    state (everything built, or the project changed). A manifest from a partial parse can
+    carry configs a full parse would not (singular tests' severity), which state:modified
+    would then report as changes."""
+    return scope["kind"] == "all" or bool(scope.get("modified"))
+
+
+def keep_build(target: str, artifacts: Path, run_id: str, fingerprint: str, scope: dict) -> Path:
     """After a passing build of the whole project's scope: its manifest becomes the state
-    the next run (and pr-check) compares with."""
+    the next run (and pr-check) compares with. A build of new files only (the project
+    unchanged, parsed partially) keeps the kept manifest and records the run."""
     state = dbt.state_path(target)
     tmp = state.with_name(f".{state.name}-{os.getpid()}")
     shutil.rmtree(tmp, ignore_errors=True)
     tmp.mkdir(parents=True)
-    shutil.copy2(artifacts / "manifest.json", tmp / "manifest.json")
+    source = artifacts if full_parse(scope) or not (state / "manifest.json").exists() else state
+    shutil.copy2(source / "manifest.json", tmp / "manifest.json")
     (tmp / "build.json").write_text(json.dumps({"run_id": run_id, "fingerprint": fingerprint}) + "\n")
     old = state.with_name(f".{state.name}-old-{os.getpid()}")
     if state.exists():
@@ -156,6 +166,8 @@ def resolve(scope: dict, target: str, artifacts: Path) -> dict:
 def dbt_args(scope: dict, options: dict) -> list[str]:
     """The `dbt build` arguments of a scope."""
     args = ["build"]
+    if full_parse(scope):
+        args.append("--no-partial-parse")
     if options.get("full_refresh"):
         args.append("--full-refresh")
     if options.get("select"):

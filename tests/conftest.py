@@ -5,6 +5,7 @@ from __future__ import annotations
 import gzip
 import json
 import os
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -37,11 +38,22 @@ def warehouse_env(folder: Path) -> dict[str, str]:
     }
 
 
-def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = False):
-    """`python -m orchestrate ...` in a subprocess, as a user would run it."""
+def scratch_project(folder: Path) -> Path:
+    """A copy of the project's files (no .venv, data, dbt output or git) under `folder`, to
+    make a bad change in. `python -m orchestrate` run with cwd there works on the copy."""
+    copy = folder / "project"
+    shutil.copytree(PROJECT_DIR, copy, ignore=shutil.ignore_patterns(
+        ".venv", ".git", "data", "target", "logs", "reports", ".pytest_cache", "__pycache__", "*.duckdb"))
+    return copy
+
+
+def run_cli(*args: str, env: dict[str, str] | None = None, check: bool = False,
+            cwd: Path = PROJECT_DIR):
+    """`python -m orchestrate ...` in a subprocess, as a user would run it (in `cwd`: the
+    project, or a scratch copy of it)."""
     proc = subprocess.run(
         [sys.executable, "-m", "orchestrate", *args],
-        cwd=PROJECT_DIR,
+        cwd=cwd,
         env={**os.environ, **(env or {})},
         capture_output=True,
         text=True,

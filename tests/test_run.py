@@ -639,3 +639,17 @@ def test_the_run_report_names_unknown_folders_stray_files_and_files_waiting(refe
     assert steps["ingest"]["status"] == "warning"
     html = (w.folder / "reports" / "latest" / "report.html").read_text()
     assert "grades" in html and "notes.txt" in html and waiting.name in html
+
+
+def test_a_passing_run_keeps_production_state_that_pr_check_compares_with(reference, tmp_path):
+    """A passing run keeps its manifest (from a full parse) as production's dbt state in the
+    warehouse's dbt folder; pr-check finds it by default, and with the project unchanged it
+    has nothing to build: no node differs from what production was built from."""
+    assert reference.proc.returncode == 0
+    state = Path(reference.env["DBT_TARGET_PATH"]) / "production-state"
+    manifest = json.loads((state / "manifest.json").read_text())
+    assert "model.survey_warehouse.topic_results" in manifest["nodes"]
+    proc = reference.run("pr-check", "--out", str(tmp_path / "pr-check"))
+    assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
+    assert f"against production state {state}" in proc.stdout
+    assert "Nothing to build" in proc.stdout

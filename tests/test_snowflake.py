@@ -485,3 +485,44 @@ def compare_rows(columns: list[str], duck_rows: list[tuple], snow_rows: list[tup
         if len(mismatches) >= 5:
             break
     return "; ".join(mismatches) or None
+
+
+def test_pr_check_on_emulated_snowflake(emulated_snowflake, tmp_path):
+    """pr-check --target ci_snowflake: a change built into the pr_ schemas of the emulated
+    production database, unchanged parents read from production's schemas (--defer), and
+    diffed there: response rates rounded to two decimals change exactly the rows whose rate
+    had more, as DuckDB's copy of the same data says."""
+    from conftest import run_cli, scratch_project
+
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    project = scratch_project(tmp_path)
+    model = project / "models/marts/survey/participation.sql"
+    rate = "cast(1.0 * survey_schools.responded / survey_schools.invited as double)"
+    assert model.read_text().count(rate) == 1
+    model.write_text(model.read_text().replace(rate, rate.replace("cast(1.0", "cast(round(1.0").replace(
+        " as double)", ", 2) as double)")))
+    out = tmp_path / "out"
+    proc = run_cli("pr-check", "--target", "ci_snowflake", "--base", build.env["DBT_TARGET_PATH"],
+                   "--out", str(out), cwd=project, env={**build.env, "DBT_LOG_PATH": str(out / "logs")})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:] + build.emulator.errors()[-3000:]
+    check = json.loads((out / "diff.json").read_text())
+    models = {n["name"] for n in check["nodes"] if n["unique_id"].startswith("model.")}
+    assert models == {"participation"}
+
+    con = duckdb.connect(str(build.duckdb_file), read_only=True)
+    [(moved,)] = con.execute("select count(*) from marts.participation "
+                             "where abs(round(response_rate, 2) - response_rate) > 1e-9").fetchall()
+    con.close()
+    [diff] = check["diffs"]
+    assert (diff["mart"], diff["keys"]) == ("participation", ["school_year", "survey_id", "school_id"])
+    assert (diff["added"], diff["removed"]) == (0, 0)
+    assert diff["changed"] == moved > 0
+    [column] = diff["columns"]
+    assert column["column"] == "response_rate" and column["changed"] == moved
+    assert 0 < max(abs(column["min_change"]), abs(column["max_change"])) <= 0.005 + 1e-12
+    # Production's marts were read, not written: the pull request's table is in pr_marts.
+    with build.emulator.connect(schema="pr_marts") as sf:
+        tables = {name.lower() for (name,) in sf.cursor().execute(
+            "select table_name from information_schema.tables where table_schema = 'PR_MARTS'").fetchall()}
+    assert tables == {"participation"}

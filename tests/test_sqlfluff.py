@@ -1,8 +1,8 @@
 """Every model passes sqlfluff with the project's config (.sqlfluff: the dbt templater).
 
 Fix layout findings with `sqlfluff fix <file>`; the others (an unaliased column, an
-unqualified reference, an unused CTE) need a hand edit. The dbt templater compiles against
-an empty DuckDB warehouse here, so incremental models are linted as a full refresh.
+unqualified reference, an unused CTE) need a hand edit. The dbt templater compiles on the
+`lint` target (an in-memory DuckDB), so incremental models are linted as a full refresh.
 """
 
 from __future__ import annotations
@@ -20,7 +20,6 @@ SQLFLUFF = str(Path(sys.executable).parent / "sqlfluff")
 def test_models_pass_sqlfluff(tmp_path):
     env = {
         **os.environ,
-        "DBT_DUCKDB_PATH": str(tmp_path / "empty.duckdb"),
         "DBT_TARGET_PATH": str(tmp_path / "target"),
         "DBT_LOG_PATH": str(tmp_path / "logs"),
         "DUCKDB_TEMP_DIRECTORY": str(tmp_path / "duckdb_tmp"),

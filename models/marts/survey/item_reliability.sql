@@ -84,9 +84,10 @@ final as (
         items,
         {{ is_below_min_reporting_n('complete_respondents') }} as is_suppressed,
         {{ suppress_below_min_reporting_n('complete_respondents', 'complete_respondents') }} as complete_respondents,
-        {{ suppress_below_min_reporting_n('corrected_item_total_correlation', 'complete_respondents') }}
+        {{ suppress_below_min_reporting_n('cast(corrected_item_total_correlation as double)', 'complete_respondents') }}
             as corrected_item_total_correlation,
-        {{ suppress_below_min_reporting_n('alpha_if_item_deleted', 'complete_respondents') }} as alpha_if_item_deleted
+        {{ suppress_below_min_reporting_n('cast(alpha_if_item_deleted as double)', 'complete_respondents') }}
+            as alpha_if_item_deleted
     from computed
 )
 

@@ -21,8 +21,8 @@ final as (
         results.subgroup_value,
         suppression.is_suppressed,
         {{ unless_suppressed('results.respondents') }} as respondents,
-        {{ unless_suppressed('results.item_mean') }} as item_mean,
-        {{ unless_suppressed('100.0 * results.favorable_answers / results.substantive_answers') }}
+        {{ unless_suppressed('cast(results.item_mean as double)') }} as item_mean,
+        {{ unless_suppressed('cast(100.0 * results.favorable_answers / results.substantive_answers as double)') }}
             as percent_favorable,
         {{ unless_suppressed('results.favorable_answers') }} as favorable_answers,
         {{ unless_suppressed('results.substantive_answers') }} as substantive_answers,

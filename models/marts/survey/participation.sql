@@ -51,10 +51,12 @@ final as (
         survey_schools.invited,
         survey_schools.responded,
         survey_schools.completed,
-        case when survey_schools.invited > 0 then 1.0 * survey_schools.responded / survey_schools.invited end
-            as response_rate,
-        case when survey_schools.invited > 0 then 1.0 * survey_schools.completed / survey_schools.invited end
-            as completion_rate
+        case
+            when survey_schools.invited > 0 then cast(1.0 * survey_schools.responded / survey_schools.invited as double)
+        end as response_rate,
+        case
+            when survey_schools.invited > 0 then cast(1.0 * survey_schools.completed / survey_schools.invited as double)
+        end as completion_rate
     from survey_schools
     inner join surveys
         on survey_schools.survey_id = surveys.survey_id

@@ -89,7 +89,7 @@ final as (
         items,
         {{ is_below_min_reporting_n('complete_respondents') }} as is_suppressed,
         {{ suppress_below_min_reporting_n('complete_respondents', 'complete_respondents') }} as complete_respondents,
-        {{ suppress_below_min_reporting_n('cronbach_alpha', 'complete_respondents') }} as cronbach_alpha
+        {{ suppress_below_min_reporting_n('cast(cronbach_alpha as double)', 'complete_respondents') }} as cronbach_alpha
     from computed
 )
 

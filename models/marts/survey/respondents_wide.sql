@@ -3,7 +3,8 @@
   response is linked to a student) and one score column per topic of the item bank
   (the respondent topic score; null when fewer than half of the topic's items were
   answered or the topic was not asked). A topic added to seeds/survey/topics.csv needs
-  its column here: the test assert_respondents_wide_has_every_topic says so.
+  its column here: the test assert_respondents_wide_has_every_topic says so. Scores are
+  cast to double, the type the contract (yml) gives them on every engine.
 -#}
 with
 
@@ -33,17 +34,17 @@ schools as (
 topic_scores as (
     select
         response_id,
-        max(case when topic_id = 'stu_belonging' then topic_score end) as stu_belonging_score,
-        max(case when topic_id = 'stu_safety' then topic_score end) as stu_safety_score,
-        max(case when topic_id = 'stu_relationships' then topic_score end) as stu_relationships_score,
-        max(case when topic_id = 'stu_engagement' then topic_score end) as stu_engagement_score,
-        max(case when topic_id = 'stu_expectations' then topic_score end) as stu_expectations_score,
-        max(case when topic_id = 'stu_wellbeing' then topic_score end) as stu_wellbeing_score,
-        max(case when topic_id = 'stf_leadership' then topic_score end) as stf_leadership_score,
-        max(case when topic_id = 'stf_collaboration' then topic_score end) as stf_collaboration_score,
-        max(case when topic_id = 'stf_conditions' then topic_score end) as stf_conditions_score,
-        max(case when topic_id = 'fam_communication' then topic_score end) as fam_communication_score,
-        max(case when topic_id = 'fam_welcome' then topic_score end) as fam_welcome_score
+        cast(max(case when topic_id = 'stu_belonging' then topic_score end) as double) as stu_belonging_score,
+        cast(max(case when topic_id = 'stu_safety' then topic_score end) as double) as stu_safety_score,
+        cast(max(case when topic_id = 'stu_relationships' then topic_score end) as double) as stu_relationships_score,
+        cast(max(case when topic_id = 'stu_engagement' then topic_score end) as double) as stu_engagement_score,
+        cast(max(case when topic_id = 'stu_expectations' then topic_score end) as double) as stu_expectations_score,
+        cast(max(case when topic_id = 'stu_wellbeing' then topic_score end) as double) as stu_wellbeing_score,
+        cast(max(case when topic_id = 'stf_leadership' then topic_score end) as double) as stf_leadership_score,
+        cast(max(case when topic_id = 'stf_collaboration' then topic_score end) as double) as stf_collaboration_score,
+        cast(max(case when topic_id = 'stf_conditions' then topic_score end) as double) as stf_conditions_score,
+        cast(max(case when topic_id = 'fam_communication' then topic_score end) as double) as fam_communication_score,
+        cast(max(case when topic_id = 'fam_welcome' then topic_score end) as double) as fam_welcome_score
     from {{ ref('int_response_topics_scored') }}
     group by response_id
 ),

@@ -21,8 +21,8 @@ final as (
         suppression.is_suppressed,
         {{ unless_suppressed('results.respondents') }} as respondents,
         {{ unless_suppressed('results.scored_respondents') }} as scored_respondents,
-        {{ unless_suppressed('results.topic_mean') }} as topic_mean,
-        {{ unless_suppressed('100.0 * results.favorable_answers / results.substantive_answers') }}
+        {{ unless_suppressed('cast(results.topic_mean as double)') }} as topic_mean,
+        {{ unless_suppressed('cast(100.0 * results.favorable_answers / results.substantive_answers as double)') }}
             as percent_favorable,
         {{ unless_suppressed('results.favorable_answers') }} as favorable_answers,
         {{ unless_suppressed('results.substantive_answers') }} as substantive_answers,
