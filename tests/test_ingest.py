@@ -359,9 +359,9 @@ def test_a_file_with_bad_lines_loads_the_same_on_both_paths_and_only_bad_lines_g
 
 
 def test_a_large_file_of_bad_lines_is_quarantined_whole_on_both_paths(tmp_path):
-    """More than a DuckDB row group (122,880 rows) of lines, none loadable: no insert of no
-    rows runs before the quarantine's (DuckDB 1.5 hides rows inserted after one, in the
-    same transaction, until a checkpoint; in a temporary table they are lost)."""
+    """More than a DuckDB row group (122,880 rows) of lines, none loadable: every one is
+    quarantined with its reason, none lost, on both paths (the careful path judges a whole
+    batch's lines again in place), as the ingest's own connection sees it."""
     extracts = tmp_path / "extracts"
     n = 130_000
     write_extract(extracts, "question_responses", DAY1,
