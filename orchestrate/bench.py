@@ -1,20 +1,35 @@
-"""`python -m orchestrate bench --scale S`: what the warehouse costs, against the bare scan.
+"""`python -m orchestrate bench --scale S [S ...]`: what the warehouse costs, step by step,
+against the floors and against a researcher's pandas script, and how it grows with scale.
 
 Measured in one process on the same data (generated once per scale and seed, then cached
-under --cache-dir):
+under --cache-dir), scale after scale (default 1 3 10 30):
 
 - generate: writing the sample extracts (measured when they are generated; the cached
   figure is reported afterwards);
 - floor: DuckDB merely scanning every extract file once (`count(*)` with the ingester's
-  own read options) — no engine can load the files faster than it can read them;
-- ingest: loading every file into a fresh warehouse (rows/s, MB/s uncompressed);
-- build: a full `dbt build`; checks: the data-quality checks; run: the whole `run`;
+  own read options) -- no engine can load the files faster than it can read them;
+- typed parse: DuckDB parsing every file into the contract's typed columns (`read_json`
+  with explicit columns, every column read) -- the floor of any loader that parses;
+- ingest: loading every file into a fresh warehouse (rows/s, MB/s uncompressed; how many
+  lines left the fast path to be checked one by one);
+- build: a full `dbt build`; checks: the data-quality checks and reconciliation;
+  psychometrics; run: the whole `run`;
+- pandas reference: orchestrate/reference_pandas.py (a single-threaded pandas script
+  computing the same six results marts from the same extracts, run as its own process)
+  -- timed only after it is checked to agree with the marts (numbers to 1e-9, the same
+  rows, the same suppressed cells); up to --reference-max-scale, above which pandas
+  does not fit in memory;
 - incremental day: one more day of extracts (about 1% of the answers, updates and deletes
-  of older rows), then `run`;
-- peak resident memory of the whole process.
+  of older rows), then `run`.
 
-Prints a table and writes JSON (--json, default reports/bench_scale_<S>.json).
-Figures are measurements, not assertions: nothing here fails on a slow machine.
+Every step gets its seconds, its CPU seconds and its peak resident memory (sampled 20
+times a second; the reference's from its own process). With several scales, the
+marginal seconds per million extract lines between consecutive scales follow, and a chart
+of seconds and peak memory against scale is drawn next to the JSON (--json, default
+reports/bench_scale_<S>_....json and .svg). DuckDB gets DUCKDB_MEMORY_LIMIT (3 GB by
+default) and a spill folder, so the largest scales spill instead of failing.
+Figures are measurements, not assertions: nothing here fails on a slow machine, but a
+reference that disagrees with the marts stops the benchmark (exit 2).
 """
 
 from __future__ import annotations
@@ -26,6 +41,7 @@ import resource
 import shutil
 import subprocess
 import sys
+import threading
 import time
 from datetime import timedelta, timezone
 from dataclasses import asdict, dataclass, field
@@ -38,6 +54,13 @@ from orchestrate.errors import UserError
 from orchestrate.ingest import line_reader
 from orchestrate.warehouse import PROJECT_DIR, connect
 
+DEFAULT_SCALES = [1.0, 3.0, 10.0, 30.0]
+REFERENCE_MAX_SCALE = 10.0
+
+
+def _say(line: str) -> None:
+    print(f"[bench] {line}", file=sys.stderr, flush=True)
+
 
 @dataclass
 class Step:
@@ -46,6 +69,8 @@ class Step:
     rows: int | None = None
     megabytes: float | None = None
     note: str = ""
+    cpu_seconds: float | None = None
+    peak_rss_mb: float | None = None
 
     @property
     def rows_per_second(self) -> float | None:
@@ -67,6 +92,10 @@ class BenchResult:
     steps: list[Step] = field(default_factory=list)
     ratios: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
+    load_average: list[float] = field(default_factory=list)  # 1, 5, 15 minutes, at the end
+
+    def step(self, name: str) -> Step | None:
+        return next((s for s in self.steps if s.name == name), None)
 
 
 def peak_rss_mb() -> float:
@@ -74,6 +103,55 @@ def peak_rss_mb() -> float:
     own = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
     children = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
     return max(own, children) / 1024  # Linux reports KiB
+
+
+class Sampler:
+    """Resident memory and CPU time of this process, sampled in a thread; the peak and the
+    CPU seconds of any window of time afterwards."""
+
+    def __init__(self, interval: float = 0.05):
+        self.interval = interval
+        self.samples: list[tuple[float, float, float]] = []  # (perf_counter, rss MB, cpu s)
+        self._stop = threading.Event()
+        self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20  # MB as ru_maxrss counts them (MiB)
+        self._thread = threading.Thread(target=self._loop, daemon=True)
+
+    def _sample(self) -> None:
+        with open("/proc/self/statm") as statm:
+            resident = int(statm.read().split()[1])
+        times = os.times()
+        self.samples.append((time.perf_counter(), resident * self._page_mb, times.user + times.system))
+
+    def _loop(self) -> None:
+        while not self._stop.is_set():
+            self._sample()
+            self._stop.wait(self.interval)
+
+    def __enter__(self) -> "Sampler":
+        self._thread.start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._stop.set()
+        self._thread.join()
+        self._sample()
+
+    def window(self, start: float, end: float) -> tuple[float | None, float | None]:
+        """(peak resident MB, CPU seconds) between two perf_counter() times."""
+        inside = [s for s in self.samples if start <= s[0] <= end]
+        if not inside:
+            return None, None
+        before = [s for s in self.samples if s[0] <= start] or inside[:1]
+        return max(s[1] for s in inside), inside[-1][2] - before[-1][2]
+
+
+def measure(sampler: Sampler, name: str, work, **step) -> tuple[Step, object]:
+    """Run work() as a step: its seconds, CPU seconds and peak memory."""
+    started = time.perf_counter()
+    value = work()
+    ended = time.perf_counter()
+    peak, cpu = sampler.window(started, ended)
+    return Step(name, ended - started, cpu_seconds=cpu, peak_rss_mb=peak, **step), value
 
 
 def extract_files(extracts: Path) -> list[Path]:
@@ -155,6 +233,66 @@ def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float 
     return path
 
 
+def typed_parse_floor(extracts: Path) -> tuple[float, int]:
+    """Seconds for DuckDB to parse every file into the contract's typed columns
+    (`read_json` with explicit columns; every column is read, so every value is parsed
+    and converted), and the number of rows. Wrong-kind values are converted, unknown
+    keys dropped: a floor for parsing, not a loader."""
+    con = duckdb.connect(config={"memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "3GB")})
+    rows = 0
+    try:
+        started = time.perf_counter()
+        for table in contract.TABLES.values():
+            files = sorted((extracts / table.name).glob("*.ndjson.gz"))
+            if not files:
+                continue
+            paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+            columns = {"_op": "varchar", "_ts": "varchar", "_seq": "bigint", **table.raw_columns()}
+            spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+            counted = ", ".join(f'count("{c}")' for c in columns)
+            (count, *_) = con.execute(
+                f"select count(*), {counted} from read_json({paths}, format='newline_delimited', "
+                f"columns={spec}, compression='gzip')"
+            ).fetchone()
+            rows += count
+        return time.perf_counter() - started, rows
+    finally:
+        con.close()
+
+
+def run_reference(extracts: Path, work: Path) -> dict:
+    """The pandas reference in its own single-threaded process on the same extracts,
+    checked against the marts of the warehouse just built (--check). Its figures
+    (timing.json) with its wall time and peak memory as the operating system saw them."""
+    out = work / "reference"
+    env = {**os.environ, "OMP_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1", "MKL_NUM_THREADS": "1"}
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "orchestrate.reference_pandas", "--extracts", str(extracts),
+         "--out", str(out), "--check"],
+        cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
+    output = proc.stdout.read()
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    wall = time.perf_counter() - started
+    timing_file = out / "timing.json"
+    if proc.returncode not in (0, 1) or not timing_file.exists():
+        raise UserError(f"the pandas reference failed (exit {proc.returncode}); its output is above. "
+                        "Fix it, or run the benchmark with --reference-max-scale 0 to leave it out.")
+    timing = json.loads(timing_file.read_text())
+    if not timing.get("agrees"):
+        raise UserError(
+            "the pandas reference disagrees with the warehouse's marts (differences above), so "
+            "timing it against the project means nothing: find which side is wrong (python -m "
+            f"orchestrate.reference_pandas --extracts {extracts} --check, DBT_DUCKDB_PATH="
+            f"{os.environ.get('DBT_DUCKDB_PATH')}), fix it, then run the benchmark again.")
+    timing["process_seconds"] = wall
+    timing["process_peak_rss_mb"] = usage.ru_maxrss / 1024
+    timing["process_cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    timing["output"] = output.strip()
+    return timing
+
+
 def _run(extracts: Path, reports: Path) -> dict:
     """One whole `run` in this process; its report's figures."""
     from orchestrate import run as run_command  # imports dbt: only when benchmarking runs
@@ -183,58 +321,116 @@ def _use_work_dirs(work: Path) -> None:
     os.environ["DUCKDB_TEMP_DIRECTORY"] = str(work / "duckdb_tmp")
 
 
-def run_bench(scale: float, seed: int, cache: Path, work: Path) -> BenchResult:
+def _run_steps(sampler: Sampler, started: float, report: dict, names: list[str]) -> dict[str, Step]:
+    """The run's own steps (in the order it ran them, each with its seconds in the report),
+    placed on the sampler's clock from the run's start: their peak memory and CPU."""
+    out, clock = {}, started
+    for step in report["steps"]:
+        seconds = step["seconds"] or 0.0
+        if step["name"] in names:
+            peak, cpu = sampler.window(clock, clock + seconds)
+            out[step["name"]] = Step(step["name"], seconds, cpu_seconds=cpu, peak_rss_mb=peak)
+        clock += seconds
+    return out
+
+
+def run_bench(scale: float, seed: int, cache: Path, work: Path,
+              reference_max_scale: float = REFERENCE_MAX_SCALE) -> BenchResult:
     extracts, generate_seconds = ensure_extracts(cache, scale, seed)
     files = extract_files(extracts)
     result = BenchResult(scale=scale, seed=seed, files=len(files))
     result.megabytes_compressed = sum(p.stat().st_size for p in files) / 1e6
 
-    print(f"[bench] scale {scale:g}: scanning {len(files)} files (the floor) ...", file=sys.stderr, flush=True)
-    floor_seconds, result.lines = scan_floor(extracts)
+    with Sampler() as sampler:
+        _say(f"scale {scale:g}: scanning {len(files)} files (the floor) ...")
+        floor, (_, result.lines) = measure(sampler, "floor (scan)", lambda: scan_floor(extracts))
+        _say(f"scale {scale:g}: parsing them into the contract's typed columns (read_json) ...")
+        typed, (_, typed_rows) = measure(sampler, "typed parse (read_json)", lambda: typed_parse_floor(extracts))
 
-    # A fresh warehouse over a folder of links to the cached extracts, so the incremental
-    # day can be added to it without touching the cache.
-    shutil.rmtree(work, ignore_errors=True)
-    inbox = work / "extracts"
-    for path in files:
-        (inbox / path.parent.name).mkdir(parents=True, exist_ok=True)
-        (inbox / path.parent.name / path.name).symlink_to(path)
-    _use_work_dirs(work)
+        # A fresh warehouse over a folder of links to the cached extracts, so the incremental
+        # day can be added to it without touching the cache.
+        shutil.rmtree(work, ignore_errors=True)
+        inbox = work / "extracts"
+        for path in files:
+            (inbox / path.parent.name).mkdir(parents=True, exist_ok=True)
+            (inbox / path.parent.name / path.name).symlink_to(path)
+        _use_work_dirs(work)
 
-    print("[bench] full run (ingest, dbt build, checks, report) ...", file=sys.stderr, flush=True)
-    full = _run(inbox, work / "reports")
-    ingest_info = full.get("ingest") or {}
-    result.megabytes_uncompressed = sum(f["bytes_uncompressed"] for f in ingest_info.get("files", [])) / 1e6
-    ingest_seconds = _step_seconds(full, "ingest")
-    ingested_lines = sum(f["lines"] for f in ingest_info.get("files", []))
+        _say(f"scale {scale:g}: full run (ingest, dbt build, checks, psychometrics, report) ...")
+        run_started = time.perf_counter()
+        whole, full = measure(sampler, "run (whole)", lambda: _run(inbox, work / "reports"))
+        inner = _run_steps(sampler, run_started, full, ["ingest", "dbt build", "checks", "reconciliation",
+                                                        "psychometrics"])
+        ingest_info = full.get("ingest") or {}
+        loaded = ingest_info.get("files", [])
+        result.megabytes_uncompressed = sum(f["bytes_uncompressed"] for f in loaded) / 1e6
+        ingested_lines = sum(f["lines"] for f in loaded)
+        careful = sum(f.get("lines_checked_carefully", 0) for f in loaded)
 
-    print("[bench] incremental day ...", file=sys.stderr, flush=True)
-    con = connect()
-    try:
-        day_file = write_next_day(con, inbox)
-    finally:
-        con.close()
-    day = _run(inbox, work / "reports")
+        reference = None
+        if scale <= reference_max_scale:
+            _say(f"scale {scale:g}: the pandas reference on the same extracts, checked against the marts ...")
+            reference = run_reference(extracts, work)
+
+        _say(f"scale {scale:g}: incremental day ...")
+        con = connect()
+        try:
+            day_file = write_next_day(con, inbox)
+        finally:
+            con.close()
+        day_step, day = measure(sampler, "incremental day run", lambda: _run(inbox, work / "reports"))
     day_lines = sum(f["lines"] for f in (day.get("ingest") or {}).get("files", []))
 
+    def inner_step(name: str, label: str | None = None, **extra) -> Step:
+        step = inner.get(name) or Step(name, 0.0)
+        step.name = label or name
+        for key, value in extra.items():
+            setattr(step, key, value)
+        return step
+
+    checks = inner_step("checks", "checks")
+    reconciliation = inner.get("reconciliation")
+    if reconciliation:  # one figure for both, as before
+        checks.seconds += reconciliation.seconds
+        checks.cpu_seconds = (checks.cpu_seconds or 0) + (reconciliation.cpu_seconds or 0)
+        checks.peak_rss_mb = max(checks.peak_rss_mb or 0, reconciliation.peak_rss_mb or 0) or None
+    floor.rows, floor.megabytes = result.lines, result.megabytes_uncompressed
+    typed.rows, typed.megabytes = typed_rows, result.megabytes_uncompressed
+    whole.rows = ingested_lines
+    day_step.rows, day_step.note = day_lines, day_file.name
     result.steps = [
         Step("generate", generate_seconds, result.lines, note="when first generated"),
-        Step("floor (scan)", floor_seconds, result.lines, result.megabytes_uncompressed),
-        Step("ingest", ingest_seconds, ingested_lines, result.megabytes_uncompressed),
-        Step("dbt build", _step_seconds(full, "dbt build")),
-        Step("checks", _step_seconds(full, "checks") + _step_seconds(full, "reconciliation")),
-        Step("psychometrics", _step_seconds(full, "psychometrics")),
-        Step("run (whole)", full["bench_seconds"], ingested_lines),
-        Step("incremental day run", day["bench_seconds"], day_lines, note=day_file.name),
+        floor,
+        typed,
+        inner_step("ingest", rows=ingested_lines, megabytes=result.megabytes_uncompressed,
+                   note=f"{careful:,} lines checked one by one"),
+        inner_step("dbt build"),
+        checks,
+        inner_step("psychometrics"),
+        whole,
+    ]
+    if reference:
+        result.steps.append(Step(
+            "pandas reference", reference["seconds"], reference.get("answer_lines"),
+            cpu_seconds=reference["cpu_seconds"], peak_rss_mb=reference["process_peak_rss_mb"],
+            note=f"agrees with the marts; {reference['process_seconds']:.1f} s as a process"))
+    result.steps += [
+        day_step,
         Step("  of which dbt build", _step_seconds(day, "dbt build"),
              note=(day.get("dbt") or {}).get("scope", "")),
     ]
+    ingest_seconds = result.step("ingest").seconds
     result.ratios = {
-        "ingest / floor": ingest_seconds / floor_seconds,
-        "full run / floor": full["bench_seconds"] / floor_seconds,
-        "incremental / full": day["bench_seconds"] / full["bench_seconds"],
+        "ingest / floor": ingest_seconds / floor.seconds,
+        "ingest / typed parse": ingest_seconds / typed.seconds,
+        "typed parse / floor": typed.seconds / floor.seconds,
+        "full run / floor": whole.seconds / floor.seconds,
+        "incremental / full": day_step.seconds / whole.seconds,
     }
+    if reference:
+        result.ratios["full run / pandas reference"] = whole.seconds / reference["seconds"]
     result.peak_rss_mb = peak_rss_mb()
+    result.load_average = list(os.getloadavg())
     return result
 
 
@@ -242,34 +438,112 @@ def format_table(result: BenchResult) -> str:
     lines = [
         f"scale {result.scale:g} (seed {result.seed}): {result.files} files, {result.lines:,} lines, "
         f"{result.megabytes_compressed:,.1f} MB gzip, {result.megabytes_uncompressed:,.1f} MB uncompressed",
-        f"{'step':<24}{'seconds':>10}{'rows/s':>14}{'MB/s':>10}",
+        f"{'step':<26}{'seconds':>9}{'CPU s':>8}{'peak MB':>9}{'rows/s':>12}{'MB/s':>8}  note",
     ]
     for s in result.steps:
+        cpu = f"{s.cpu_seconds:,.1f}" if s.cpu_seconds is not None else "-"
+        peak = f"{s.peak_rss_mb:,.0f}" if s.peak_rss_mb else "-"
         rps = f"{s.rows_per_second:,.0f}" if s.rows_per_second else "-"
         mbs = f"{s.mb_per_second:,.1f}" if s.mb_per_second else "-"
-        lines.append(f"{s.name:<24}{s.seconds:>10.2f}{rps:>14}{mbs:>10}")
+        lines.append(f"{s.name:<26}{s.seconds:>9.2f}{cpu:>8}{peak:>9}{rps:>12}{mbs:>8}  {s.note}")
     for name, value in result.ratios.items():
-        lines.append(f"ratio {name:<18}{value:>10.2f}x")
-    lines.append(f"peak resident memory    {result.peak_rss_mb:>10,.0f} MB")
+        lines.append(f"ratio {name:<30}{value:>8.2f}x")
+    lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (the whole process)")
+    lines.append("load average (1, 5, 15 min)   " + ", ".join(f"{x:.2f}" for x in result.load_average))
     return "\n".join(lines)
 
 
+GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks", "psychometrics",
+                "run (whole)", "pandas reference", "incremental day run")
+
+
+def format_growth(results: list[BenchResult]) -> str:
+    """Seconds per step at each scale, and the marginal seconds per million extract lines
+    between consecutive scales."""
+    results = sorted(results, key=lambda r: r.scale)
+    head = f"{'step':<26}" + "".join(f"{f'scale {r.scale:g}':>12}" for r in results)
+    pairs = list(zip(results, results[1:]))
+    head += "".join(f"{f's/M {a.scale:g}->{b.scale:g}':>16}" for a, b in pairs)
+    lines = ["growth: seconds per step, and marginal seconds per million lines", head]
+    for name in GROWTH_STEPS:
+        steps = [r.step(name) for r in results]
+        if not any(steps):
+            continue
+        row = f"{name:<26}" + "".join(f"{s.seconds:>12.2f}" if s else f"{'-':>12}" for s in steps)
+        for a, b in pairs:
+            sa, sb = a.step(name), b.step(name)
+            if sa and sb and b.lines > a.lines:
+                row += f"{(sb.seconds - sa.seconds) / ((b.lines - a.lines) / 1e6):>16.2f}"
+            else:
+                row += f"{'-':>16}"
+        lines.append(row)
+    lines.append(f"{'lines (millions)':<26}" + "".join(f"{r.lines / 1e6:>12.2f}" for r in results))
+    lines.append(f"{'peak memory (MB)':<26}" + "".join(f"{r.peak_rss_mb:>12,.0f}" for r in results))
+    return "\n".join(lines)
+
+
+def draw_chart(results: list[BenchResult], out: Path) -> Path:
+    """Seconds and peak memory per step against extract lines, one line per step (SVG)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = sorted(results, key=lambda r: r.scale)
+    figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5))
+    x = [r.lines / 1e6 for r in results]
+    for name in GROWTH_STEPS:
+        points = [(xi, r.step(name)) for xi, r in zip(x, results) if r.step(name)]
+        if not points:
+            continue
+        style = "--" if name.startswith(("floor", "typed")) else (":" if name == "pandas reference" else "-")
+        time_axis.plot([p[0] for p in points], [p[1].seconds for p in points], style, marker="o", label=name)
+        memory = [(p[0], p[1].peak_rss_mb) for p in points if p[1].peak_rss_mb]
+        if memory:
+            memory_axis.plot([m[0] for m in memory], [m[1] / 1024 for m in memory], style, marker="o", label=name)
+    for axis, label in ((time_axis, "seconds"), (memory_axis, "peak resident memory (GB)")):
+        axis.set_xlabel("extract lines (millions)")
+        axis.set_ylabel(label)
+        axis.grid(True, alpha=0.3)
+        if len(x) > 1 and min(x) > 0:
+            axis.set_xscale("log")
+    time_axis.set_yscale("log")
+    memory_axis.axhline(4, color="grey", linewidth=0.8)
+    memory_axis.text(min(x), 4, " 4 GB", va="bottom", color="grey")
+    time_axis.legend(fontsize=8)
+    scales = ", ".join(f"{r.scale:g}" for r in results)
+    figure.suptitle(f"bench: time and peak memory per step (scales {scales}, seed {results[0].seed})")
+    figure.tight_layout()
+    figure.savefig(out, format="svg")
+    plt.close(figure)
+    return out
+
+
 def add_arguments(parser: argparse.ArgumentParser) -> None:
-    parser.add_argument("--scale", type=float, nargs="+", default=[1.0], help="one or more scales")
+    parser.add_argument("--scale", type=float, nargs="+", default=DEFAULT_SCALES,
+                        help="one or more scales (default %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache-dir", type=Path, default=PROJECT_DIR / "data" / "bench")
-    parser.add_argument("--json", type=Path, help="where to write the figures (default reports/)")
+    parser.add_argument("--json", type=Path, help="where to write the figures (default reports/); "
+                        "the chart is written beside it (.svg)")
+    parser.add_argument("--reference-max-scale", type=float, default=REFERENCE_MAX_SCALE,
+                        help="run the pandas reference up to this scale (default %(default)g; "
+                        "0: never)")
 
 
 def main(args: argparse.Namespace) -> int:
     results = []
-    for scale in args.scale:
-        result = run_bench(scale, args.seed, args.cache_dir, args.cache_dir / "work")
-        print(format_table(result), flush=True)
-        print()
-        results.append(result)
     out = args.json or PROJECT_DIR / "reports" / f"bench_scale_{'_'.join(f'{s:g}' for s in args.scale)}.json"
     out.parent.mkdir(parents=True, exist_ok=True)
-    out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")
-    print(f"figures written to {out}")
+    for scale in args.scale:
+        result = run_bench(scale, args.seed, args.cache_dir, args.cache_dir / "work", args.reference_max_scale)
+        print(format_table(result), flush=True)
+        print(flush=True)
+        results.append(result)
+        out.write_text(json.dumps([asdict(r) for r in results], indent=2) + "\n")  # after every scale
+    if len(results) > 1:
+        print(format_growth(results))
+        print()
+    chart = draw_chart(results, out.with_suffix(".svg"))
+    print(f"figures written to {out}, chart to {chart}")
     return 0

@@ -89,6 +89,7 @@ class FileResult:
     rows_loaded: int
     lines_quarantined: int
     bytes_uncompressed: int
+    lines_checked_carefully: int = 0  # lines not clean, judged one by one (the careful path)
 
 
 @dataclass
@@ -339,17 +340,129 @@ UTC_FORMATS = "['%Y-%m-%dT%H:%M:%S.%gZ', '%Y-%m-%dT%H:%M:%S.%fZ', '%Y-%m-%dT%H:%
 NO_ZONE = r"'^\d{4}-\d\d-\d\d([T ]\d\d:\d\d(:\d\d([.,]\d+)?)?)?$'"
 
 
+def _timestamp_sql(text: str) -> str:
+    """`_ts` text as a UTC timestamp, or null when it is not an ISO 8601 timestamp."""
+    return f"""coalesce(
+          try_strptime({text}, {UTC_FORMATS}),
+          case
+            when regexp_matches({text}, {NO_ZONE}) then try_cast({text} as timestamp)
+            else try_cast({text} as timestamptz) at time zone 'UTC'
+          end
+        )"""
+
+
+def _extra_sql(line: str, known_list: str) -> str:
+    """The keys of a line that the contract does not list, as a JSON object (`_extra`)."""
+    return (f"to_json(map_from_entries(list_filter(map_entries(from_json({line}, "
+            f"'\"MAP(VARCHAR, JSON)\"')), e -> not list_contains({known_list}, e.key))))")
+
+
+def _record_types(table: Table) -> dict[str, str]:
+    """The parsed record's fields: every one as text, arrays (options) as JSON. Parsing
+    this way cannot fail, so it runs before validation; load_batch casts the validated
+    text to the raw column types. Both paths produce this record."""
+    types = {k: "VARCHAR" for k in ("_op", "_ts", "_seq", *table.columns)}
+    for col, kind in table.columns.items():
+        if kind == contract.OPTIONS:
+            types[col] = "JSON"
+    return types
+
+
+def _known(table: Table) -> tuple[list[str], str]:
+    """The keys the contract lists for the table (envelope first), and as a SQL list."""
+    known = ["_op", "_ts", "_seq", *table.columns]
+    return known, "[" + ", ".join(f"'{k}'" for k in known) + "]"
+
+
+def _accepted(kind: str) -> str:
+    """The json_type() names a column of this kind accepts, as a SQL list."""
+    return "[" + ", ".join(f"'{t}'" for t in contract.ACCEPTED_JSON_TYPES[kind]) + "]"
+
+
+def _parsed_lines_sql(table: Table) -> str:
+    """Every line of temp table _lines numbered in its file and parsed: the JSON kinds of
+    the contract's keys (json_type; SQL null: absent, 'NULL': null), the line's keys, the
+    record (_record_types) and its `_ts` read. A line that is not a JSON object parses
+    to nulls."""
+    known, _ = _known(table)
+    paths = "[" + ", ".join(_json_path(k) for k in known) + "]"
+    record = "{" + ", ".join(f'"{k}": "{t}"' for k, t in _record_types(table).items()) + "}"
+    return f"""
+    with files as (
+      select filename, min(n) - 1 as first_n, regexp_extract(filename, '[^/]+$') as source_file
+      from _lines
+      group by filename
+    ),
+    parsed as (
+      select
+        f.source_file,
+        l.n as batch_n,
+        l.n - f.first_n as line_no,
+        coalesce(strlen(l.line), 0) + 1 as line_bytes,
+        try(json_type(l.line, {paths})) as types,
+        try(json_keys(l.line)) as keys,
+        try(from_json(l.line, '{record}')) as rec
+      from _lines as l
+      inner join files as f on l.filename = f.filename
+    )
+    select *, {_timestamp_sql("rec._ts")} as ts
+    from parsed
+    """
+
+
+def _judged_lines_sql(table: Table, fast_path: bool = True) -> str:
+    """The fast path, over temp table _parsed: whether each line is clean -- a JSON object
+    whose contract keys each hold a kind the contract accepts, with a known _op, an
+    integer _seq, a readable _ts and every primary key a string: the careful path's
+    checks as one condition (stricter where that is simpler: kinds are checked on deletes
+    too, an integer beyond BIGINT is left to the careful path) -- and whether it has keys
+    the contract does not list. A line that is not clean goes to the careful path, which
+    gives its reason; a clean line's record is the one the careful path would load.
+    Each expression appears once: DuckDB evaluates a column alias again wherever it is
+    used."""
+    known, known_list = _known(table)
+    idx = {k: i + 1 for i, k in enumerate(known)}  # list positions are 1-based
+    checks = [
+        "rec is not null",
+        "keys is not null",
+        f"types[{idx['_op']}] = 'VARCHAR'",
+        "rec._op in ('c', 'u', 'd')",
+        f"types[{idx['_ts']}] = 'VARCHAR'",
+        "ts is not null",
+        f"types[{idx['_seq']}] in ('BIGINT', 'UBIGINT')",
+        "try_cast(rec._seq as bigint) is not null",
+    ]
+    for col, kind in table.columns.items():
+        t = f"types[{idx[col]}]"
+        if col in table.primary_key:
+            checks.append(f"{t} = 'VARCHAR'")
+        else:
+            checks.append(f"({t} is null or {t} = 'NULL' or list_contains({_accepted(kind)}, {t}))")
+            if kind == contract.INTEGER:
+                checks.append(f"(rec.{col} is null or try_cast(rec.{col} as bigint) is not null)")
+    clean = "\n        and ".join(f"coalesce({c}, false)" for c in checks) if fast_path else "false"
+    return f"""
+    select
+      source_file,
+      batch_n,
+      line_no,
+      line_bytes,
+      {clean} as clean,
+      rec,
+      ts,
+      not list_has_all({known_list}, keys) as has_extra
+    from _parsed
+    """
+
+
 def _checked_lines_sql(table: Table) -> str:
-    """Each line of temp table _lines with its file and line number, a reason if it is
-    malformed, and its parsed record (every field as text) if it is not."""
+    """The careful path: each line of temp table _suspect (source_file, batch_n, line_no,
+    line) judged on its own, with a reason if it is malformed, and its parsed record
+    (_record_types) and keys the contract does not list (`_extra`) if it is not."""
     columns = list(table.columns)
-    known = ["_op", "_ts", "_seq", *columns]
-    known_list = "[" + ", ".join(f"'{k}'" for k in known) + "]"
+    known, known_list = _known(table)
     paths = "[" + ", ".join(_json_path(k) for k in known) + "]"
     idx = {k: i + 1 for i, k in enumerate(known)}  # list positions are 1-based
-
-    def accepted(kind: str) -> str:
-        return "[" + ", ".join(f"'{t}'" for t in contract.ACCEPTED_JSON_TYPES[kind]) + "]"
 
     problems = [
         f"case when types[{idx['_op']}] is distinct from 'VARCHAR' "
@@ -358,7 +471,8 @@ def _checked_lines_sql(table: Table) -> str:
         f"case when types[{idx['_seq']}] is null or types[{idx['_seq']}] = 'NULL' "
         "then 'missing _seq' "
         f"when types[{idx['_seq']}] not in ('BIGINT', 'UBIGINT') "
-        f"then 'wrong type for _seq: expected integer, got ' || lower(types[{idx['_seq']}]) end",
+        f"then 'wrong type for _seq: expected integer, got ' || lower(types[{idx['_seq']}]) "
+        "when try_cast(rec._seq as bigint) is null then '_seq out of range: ' || rec._seq end",
         f"case when types[{idx['_ts']}] is distinct from 'VARCHAR' or ts is null "
         "then '_ts must be an ISO 8601 UTC timestamp string' end",
     ]
@@ -374,35 +488,26 @@ def _checked_lines_sql(table: Table) -> str:
         else:
             problems.append(
                 f"case when rec._op <> 'd' and types[{i}] <> 'NULL' "
-                f"and not list_contains({accepted(kind)}, types[{i}]) "
-                f"then 'wrong type for {col}: expected {kind}, got ' || lower(types[{i}]) end"
+                f"and not list_contains({_accepted(kind)}, types[{i}]) "
+                f"then 'wrong type for {col}: expected {kind}, got ' || lower(types[{i}]) "
+                + (f"when types[{i}] = 'UBIGINT' and try_cast(rec.{col} as bigint) is null "
+                   f"then '{col} out of range: ' || rec.{col} " if kind == contract.INTEGER else "")
+                + "end"
             )
     problem_list = ",\n          ".join(problems)
 
-    # Every field as text (JSON for arrays): parsing this way cannot fail, so it runs
-    # before validation; load_batch casts the validated text to the raw column types.
-    record_type = {k: "VARCHAR" for k in known}
-    for col, kind in table.columns.items():
-        if kind == contract.OPTIONS:
-            record_type[col] = "JSON"
-    record_struct = "{" + ", ".join(f'"{k}": "{v}"' for k, v in record_type.items()) + "}"
+    record_struct = "{" + ", ".join(f'"{k}": "{t}"' for k, t in _record_types(table).items()) + "}"
 
     return f"""
-    with offsets as (
-      select filename, min(n) - 1 as first_n
-      from _lines
-      group by filename
-    ),
-    shaped as (
+    with shaped as (
       select
-        regexp_extract(l.filename, '[^/]+$') as source_file,
-        l.n as batch_n,
-        l.n - o.first_n as line_no,
-        l.line,
-        coalesce(json_valid(l.line), false) as is_json,
-        coalesce(starts_with(ltrim(l.line), '{{'), false) as is_object
-      from _lines as l
-      inner join offsets as o on l.filename = o.filename
+        source_file,
+        batch_n,
+        line_no,
+        line,
+        coalesce(json_valid(line), false) as is_json,
+        coalesce(starts_with(ltrim(line), '{{'), false) as is_object
+      from _suspect
     ),
     parsed as (
       select
@@ -418,15 +523,7 @@ def _checked_lines_sql(table: Table) -> str:
       from shaped
     ),
     timed as (
-      select
-        *,
-        coalesce(
-          try_strptime(rec._ts, {UTC_FORMATS}),
-          case
-            when regexp_matches(rec._ts, {NO_ZONE}) then try_cast(rec._ts as timestamp)
-            else try_cast(rec._ts as timestamptz) at time zone 'UTC'
-          end
-        ) as ts
+      select *, {_timestamp_sql("rec._ts")} as ts
       from parsed
     ),
     judged as (
@@ -437,7 +534,7 @@ def _checked_lines_sql(table: Table) -> str:
         line,
         rec,
         ts,
-        list_filter(keys, k -> not list_contains({known_list}, k)) <> [] as has_extra,
+        not list_has_all({known_list}, keys) as has_extra,
         case
           when line is null or trim(line) = '' then 'empty line'
           when not is_json then 'invalid JSON'
@@ -457,10 +554,7 @@ def _checked_lines_sql(table: Table) -> str:
       case when reason is not null then line end as bad_line,
       case when reason is null then rec end as rec,
       ts,
-      case when reason is null and has_extra then to_json(map_from_entries(list_filter(
-        map_entries(from_json(line, '"MAP(VARCHAR, JSON)"')),
-        e -> not list_contains({known_list}, e.key)
-      ))) end as extra
+      case when reason is null and has_extra then {_extra_sql("line", known_list)} end as extra
     from judged
     """
 
@@ -537,7 +631,64 @@ def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table) -> N
     con.execute("drop table _repeats")
 
 
-def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch) -> list[FileResult]:
+def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, fast_path: bool = True) -> None:
+    """Temp table _checked from temp table _lines: every line with its file, line number,
+    size, and either its record, timestamp and unknown keys or the reason it is
+    quarantined. Clean lines take the fast path (parsed once, judged by one condition);
+    the others, all of them without `fast_path`, are judged one by one by the careful
+    path, which names what is wrong. Column `careful` says which path a line took."""
+    types = ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items())
+    con.execute(f"create or replace temp table _parsed as {_parsed_lines_sql(table)}")
+    con.execute(
+        f"""
+        create or replace temp table _checked as
+        select source_file, batch_n, line_no, line_bytes, null::varchar as reason,
+               null::varchar as bad_line, rec::struct({types}) as rec, ts, null::json as extra,
+               not clean as careful, has_extra
+        from ({_judged_lines_sql(table, fast_path)})
+        """
+    )
+    con.execute("drop table _parsed")
+    _, known_list = _known(table)
+    suspects, extras = con.execute(
+        "select count(*) filter (where careful), count(*) filter (where not careful and has_extra) "
+        "from _checked").fetchone()
+    if extras:  # keys the contract does not list, kept in _extra
+        con.execute(
+            f"""
+            update _checked set extra = {_extra_sql("_lines.line", known_list)}
+            from _lines
+            where _checked.batch_n = _lines.n and not _checked.careful and _checked.has_extra
+            """
+        )
+    if suspects:
+        con.execute(
+            """
+            create or replace temp table _suspect as
+            select c.source_file, c.batch_n, c.line_no, l.line
+            from _checked as c
+            inner join _lines as l on c.batch_n = l.n
+            where c.careful
+            """
+        )
+        # judged again in place: the fast path's record of a line that is not clean must
+        # not stay behind, not even in a deleted row (DuckDB may cast the values of rows
+        # that a filter or a delete leaves out)
+        con.execute(f"create or replace temp table _careful as {_checked_lines_sql(table)}")
+        con.execute(
+            """
+            update _checked
+            set reason = c.reason, bad_line = c.bad_line, rec = c.rec, ts = c.ts, extra = c.extra
+            from _careful as c
+            where _checked.batch_n = c.batch_n
+            """
+        )
+        con.execute("drop table _suspect")
+        con.execute("drop table _careful")
+
+
+def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
+               fast_path: bool = True) -> list[FileResult]:
     """Load files of one table, with their ledger entries, in a single transaction."""
     cols = list(table.columns)
     select_cols = ", ".join(
@@ -548,7 +699,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch) -> li
     con.execute("begin transaction")
     try:
         con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
-        con.execute(f"create or replace temp table _checked as {_checked_lines_sql(table)}")
+        _check_lines(con, table, fast_path)
         _quarantine_repeated_seqs(con, table)
         con.execute(
             f"""
@@ -575,18 +726,19 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch) -> li
             [table.name],
         )
         counts = {
-            name: (lines, loaded, quarantined, size)
-            for name, lines, loaded, quarantined, size in con.execute(
+            name: (lines, loaded, quarantined, size, careful)
+            for name, lines, loaded, quarantined, size, careful in con.execute(
                 """
                 select source_file, count(*), count(*) filter (where reason is null),
-                       count(*) filter (where reason is not null), sum(line_bytes)
+                       count(*) filter (where reason is not null), sum(line_bytes),
+                       count(*) filter (where careful)
                 from _checked group by source_file
                 """
             ).fetchall()
         }
         results, ledger_rows = [], []
         for meta, path, examined in batch:
-            lines, loaded, quarantined, size = counts.get(meta.name, (0, 0, 0, 0))
+            lines, loaded, quarantined, size, careful = counts.get(meta.name, (0, 0, 0, 0, 0))
             # names match contract.FILE_NAME and checksums are hex: safe to inline
             ledger_rows.append(
                 f"('{meta.name}', '{meta.table}', '{meta.interval_start:%Y-%m-%d %H:%M:%S}', "
@@ -594,7 +746,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch) -> li
                 f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, now()::timestamp, "
                 f"'{examined.content_sha256}')"
             )
-            results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, size))
+            results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, size, careful))
         con.execute(
             f"insert into {LEDGER} (file_name, table_name, interval_start, interval_end, part, "
             "sha256, size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at, "
@@ -709,7 +861,10 @@ def ingest(
     con: duckdb.DuckDBPyConnection,
     progress: bool = True,
     batch_bytes: int = DEFAULT_BATCH_BYTES,
+    fast_path: bool = True,
 ) -> IngestResult:
+    """Load the new files under `extracts`. Without `fast_path` every line takes the
+    careful path (the same result, slower: for comparison)."""
     started = time.perf_counter()
     ensure_raw_schema(con)
     delivery = discover(extracts)
@@ -726,7 +881,7 @@ def ingest(
     for batch in batches(new, batch_bytes):
         table = TABLES[batch[0][0].table]
         try:
-            loaded = load_batch(con, table, batch)
+            loaded = load_batch(con, table, batch, fast_path)
         except duckdb.Error as exc:
             raise batch_failed(exc, batch, done) from exc
         result.loaded.extend(loaded)
@@ -734,7 +889,9 @@ def ingest(
         if progress:
             rows = sum(f.rows_loaded for f in loaded)
             quarantined = sum(f.lines_quarantined for f in loaded)
-            note = f", {quarantined} quarantined" if quarantined else ""
+            careful = sum(f.lines_checked_carefully for f in loaded)
+            note = (f", {quarantined} quarantined" if quarantined else "") + (
+                f", {careful} lines checked one by one" if careful else "")
             print(
                 f"[ingest {done}/{total} files] {table.name}: {len(batch)} files, {rows} rows{note}",
                 file=sys.stderr,

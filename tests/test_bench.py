@@ -1,32 +1,60 @@
-"""`python -m orchestrate bench` (issue 7) at a tiny scale: it measures every step on the
-same data, its incremental day is a day of updates and deletes that the run builds with
-the changed-only scope, and it writes its figures. No figure is compared with a time."""
+"""`python -m orchestrate bench` (issues 7 and 16) at tiny scales: it measures every step on
+the same data (with its CPU seconds and peak memory), the floors (bare scan, typed parse),
+the pandas reference after checking it agrees with the marts, an incremental day of
+updates and deletes that the run builds with the changed-only scope, the growth from one
+scale to the next, and it writes its figures and a chart. No figure is compared with a
+time."""
 
 from __future__ import annotations
 
 import gzip
 import json
+import xml.etree.ElementTree as ElementTree
 
 import duckdb
 
 from conftest import run_cli
 
 
-def test_bench_measures_a_full_run_and_an_incremental_day(tmp_path):
+def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
     cache, out = tmp_path / "bench", tmp_path / "figures.json"
-    proc = run_cli("bench", "--scale", "0.005", "--seed", "3", "--cache-dir", str(cache),
+    proc = run_cli("bench", "--scale", "0.005", "0.05", "--seed", "3", "--cache-dir", str(cache),
                    "--json", str(out))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
-    for label in ("floor (scan)", "ingest", "dbt build", "checks", "run (whole)",
-                  "incremental day run", "ratio incremental / full", "peak resident memory"):
+    for label in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks",
+                  "run (whole)", "pandas reference", "agrees with the marts", "incremental day run",
+                  "ratio incremental / full", "ratio ingest / typed parse", "ratio full run / pandas reference",
+                  "peak resident memory", "load average", "marginal seconds per million lines"):
         assert label in proc.stdout, label
+    assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
 
-    [result] = json.loads(out.read_text())
+    results = json.loads(out.read_text())
+    assert [r["scale"] for r in results] == [0.005, 0.05]
+    small, result = results
+    assert result["lines"] > small["lines"]
     steps = {s["name"]: s for s in result["steps"]}
     assert all(s["seconds"] > 0 for s in steps.values())
+    for name in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "run (whole)",
+                 "pandas reference", "incremental day run"):
+        assert steps[name]["peak_rss_mb"] > 0 and steps[name]["cpu_seconds"] > 0, name
     assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] == result["lines"] > 0
-    assert set(result["ratios"]) == {"ingest / floor", "full run / floor", "incremental / full"}
-    assert result["peak_rss_mb"] > 0
+    assert steps["typed parse (read_json)"]["rows"] == result["lines"]
+    assert steps["ingest"]["note"] == "0 lines checked one by one"  # clean files take the fast path
+    assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "typed parse / floor",
+                                     "full run / floor", "incremental / full", "full run / pandas reference"}
+    assert result["peak_rss_mb"] > 0 and len(result["load_average"]) == 3
+
+    # the growth line: one row per step, a marginal figure between the two scales
+    growth = proc.stdout[proc.stdout.index("marginal seconds per million lines"):]
+    ingest_row = next(line for line in growth.splitlines() if line.startswith("ingest"))
+    assert len(ingest_row.split()) == 4  # name, two scales, one marginal figure
+
+    # the chart beside the figures: an SVG naming the steps
+    chart = out.with_suffix(".svg")
+    svg = chart.read_text()
+    ElementTree.fromstring(svg)
+    for name in ("ingest", "dbt build", "pandas reference", "typed parse (read_json)"):
+        assert name in svg, name
 
     # the day: about 1% of the current answers, four in five updated, one in five deleted
     day = steps["incremental day run"]

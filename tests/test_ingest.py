@@ -229,3 +229,149 @@ def test_file_names_outside_the_contract_are_refused(tmp_path, warehouse):
     assert proc.returncode == 2
     assert "districts_latest.ndjson.gz" in proc.stderr
     assert not warehouse.exists() or counts(warehouse)["ingest_ledger"] == 0
+
+
+# --------------------------------------------------------------------------------------
+# The fast path (issue 16): clean lines are parsed once and judged by one condition; only
+# the others are judged one by one. Both paths must load exactly the same thing.
+
+
+def ingest_both_ways(tmp_path, extracts, batch_bytes=64_000_000):
+    """Ingest `extracts` into two fresh warehouses, once with the fast path and once with
+    every line on the careful path; per warehouse its IngestResult and its content (raw
+    tables, quarantine and ledger without their load times), read on the ingest's own
+    connection."""
+    from orchestrate.contract import TABLES
+    from orchestrate.ingest import ingest
+
+    out = {}
+    for fast in (True, False):
+        con = duckdb.connect(str(tmp_path / f"{'fast' if fast else 'careful'}.duckdb"))
+        try:
+            result = ingest(extracts, con, progress=False, batch_bytes=batch_bytes, fast_path=fast)
+            content = {t: con.execute(f"select * from raw.{t} order by _source_file, _source_line").fetchall()
+                       for t in TABLES}
+            content["quarantine"] = con.execute(
+                "select source_file, line_number, table_name, reason, line from raw.quarantined_lines "
+                "order by source_file, line_number").fetchall()
+            content["ledger"] = con.execute(
+                "select * exclude (loaded_at) from raw.ingest_ledger order by file_name").fetchall()
+        finally:
+            con.close()
+        out[fast] = (result, content)
+    return out
+
+
+def careful_lines(result) -> int:
+    return sum(f.lines_checked_carefully for f in result.loaded)
+
+
+def test_clean_files_take_the_fast_path_and_load_what_the_careful_path_loads(tmp_path, sample_extracts):
+    """The generated sample (every table; survey_responses with keys the contract does not
+    list, flags as booleans and strings, open and scale answers as numbers and labels)."""
+    both = ingest_both_ways(tmp_path, sample_extracts)
+    (fast, fast_content), (careful, careful_content) = both[True], both[False]
+    assert fast.rows_loaded == careful.rows_loaded > 50_000 and fast.lines_quarantined == 0
+    assert careful_lines(fast) == 0, "a clean file takes the fast path"
+    assert careful_lines(careful) == careful.rows_loaded
+    for name in fast_content:
+        assert fast_content[name] == careful_content[name], name
+    extras = [row for row in fast_content["survey_responses"] if row[-3] is not None]
+    assert extras and all(json.loads(row[-3]).keys() == {"device_type"} for row in extras)
+
+
+TRICKY = [  # (line, clean): lines a real delivery may hold, and what the fast path does with each
+    (change("c", 1, response_id="r1", question_id="q1", value=4), True),
+    (change("c", 2, response_id="r1", question_id="q2", value="Strongly agree"), True),
+    (change("c", 3, response_id="r1", question_id="q3", value=None), True),
+    (change("d", 4, response_id="r1", question_id="q3"), True),  # a delete: no value key
+    (change("c", 5, response_id="r1", question_id="q4", value=4.5), True),
+    (change("c", 6, response_id="r1", question_id="q5", value="caf\u00e9 \"quoted\" \\ back\\slash / \u2028"),
+     True),
+    (json.dumps({"_op": "c", "_ts": "2024-09-03T10:00:00Z", "_seq": 7, "response_id": "r\u00e9",
+                 "question_id": "q6", "value": "\u00e9\u0001"}, ensure_ascii=True), True),
+    (json.dumps({"value": 3, "question_id": "q7", "response_id": "r1", "_seq": 8, "_ts": "2024-09-03T10:00:00Z",
+                 "_op": "u"}, indent=None, separators=(", ", ": ")), True),  # other key order, spaces
+    (change("c", 9, "2024-09-03T10:00:00", response_id="r1", question_id="q8", value=1), True),  # no zone
+    (change("c", 10, "2024-09-03T12:00:00+02:00", response_id="r1", question_id="q9", value=1), True),
+    (change("c", 11, response_id="r1", question_id="q10", value=2, client="ios"), True),  # kept in _extra
+    (change("c", 12, response_id="r1", question_id="q11", value=True), False),  # a boolean answer
+    (change("c", 13, response_id="r1", question_id="q12", value=[1]), False),
+    (change("c", 14, response_id="r1", question_id="q13", value={"a": 1}), False),
+    (change("c", "15", response_id="r1", question_id="q14", value=1), False),
+    (change("c", 16.0, response_id="r1", question_id="q15", value=1), False),
+    (change("c", 2**64 - 1, response_id="r1", question_id="q16", value=1), False),
+    (change("c", 17, response_id=17, question_id="q17", value=1), False),
+    (change("c", 18, question_id="q18", value=1), False),
+    (change("x", 19, response_id="r1", question_id="q19", value=1), False),
+    (change("c", 20, "yesterday", response_id="r1", question_id="q20", value=1), False),
+    (change("c", 21, 1725357600, response_id="r1", question_id="q21", value=1), False),
+    ('{"_op":"c","_ts":"2024-09-03T10:00:00Z","_seq":22,', False),
+    ("", False),
+    ("   ", False),
+    ("[1, 2]", False),
+    ('"just a string"', False),
+    (change("c", 1, response_id="r1", question_id="q22", value=5), True),  # _seq 1 again: a duplicate
+]
+
+
+def test_a_file_with_bad_lines_loads_the_same_on_both_paths_and_only_bad_lines_go_one_by_one(tmp_path):
+    extracts = tmp_path / "extracts"
+    good = [change("c", 100 + i, response_id=f"r{i}", question_id="q1", value=i % 5 + 1) for i in range(3_000)]
+    lines = good[:1_000] + [line for line, _ in TRICKY] + good[1_000:]
+    write_extract(extracts, "question_responses", DAY1, lines)
+    # students: flags as strings, booleans and integers, a number as a flag, a boolean as a string
+    students = [
+        change("c", 1, student_id="s1", district_id="d1", hispanic_latino=True, iep="N", english_learner=0),
+        change("c", 2, student_id="s2", district_id="d1", hispanic_latino=1.5),
+        change("c", 3, student_id="s3", district_id="d1", grade_level=True),
+    ]
+    write_extract(extracts, "students", DAY1, students)
+    write_extract(extracts, "schools", DAY1, [
+        change("c", 1, school_id="k1", district_id="d1", frl_percent=40),
+        change("c", 2, school_id="k2", district_id="d1", frl_percent="40"),
+    ])
+    write_extract(extracts, "survey_questions", DAY1, [
+        change("c", 1, question_id="q1", survey_id="v1", position=1, response_options=[{"value": 1, "label": "No"}]),
+        change("c", 2, question_id="q2", survey_id="v1", position=1.0, response_options=None),
+        change("c", 3, question_id="q3", survey_id="v1", position=2, response_options="[]"),
+    ])
+    both = ingest_both_ways(tmp_path, extracts)
+    (fast, fast_content), (careful, careful_content) = both[True], both[False]
+    for name in fast_content:
+        assert fast_content[name] == careful_content[name], name
+    not_clean = sum(1 for _, clean in TRICKY if not clean)
+    by_file = {f.table: f for f in fast.loaded}
+    assert by_file["question_responses"].lines_checked_carefully == not_clean
+    # every line that is not clean is quarantined, and so is the clean repeat of _seq 1
+    # (repeats are found after both paths)
+    assert by_file["question_responses"].lines_quarantined == not_clean + 1
+    assert by_file["students"].lines_checked_carefully == 2
+    assert by_file["schools"].lines_checked_carefully == 1
+    assert by_file["survey_questions"].lines_checked_carefully == 2
+    reasons = [r for _, _, _, r, _ in fast_content["quarantine"]]
+    for expected in ("duplicate _seq 1:", "empty line", "invalid JSON", "not a JSON object",
+                     "wrong type for value", "wrong type for _seq", "_seq out of range",
+                     "missing primary key response_id", "_op must be", "_ts must be",
+                     "wrong type for hispanic_latino", "wrong type for frl_percent",
+                     "wrong type for position", "wrong type for response_options"):
+        assert any(r.startswith(expected) for r in reasons), expected
+
+
+def test_a_large_file_of_bad_lines_is_quarantined_whole_on_both_paths(tmp_path):
+    """More than a DuckDB row group (122,880 rows) of lines, none loadable: every one is
+    quarantined with its reason, none lost, on both paths (the careful path judges a whole
+    batch's lines again in place), as the ingest's own connection sees it."""
+    extracts = tmp_path / "extracts"
+    n = 130_000
+    write_extract(extracts, "question_responses", DAY1,
+                  [change("c", str(i), response_id=f"r{i}", question_id="q1", value=1) for i in range(1, n + 1)])
+    both = ingest_both_ways(tmp_path, extracts)
+    for fast in (True, False):
+        result, content = both[fast]
+        assert result.rows_loaded == 0 and result.lines_quarantined == n
+        assert content["question_responses"] == []
+        assert len(content["quarantine"]) == n  # seen by the ingest's own connection
+        assert {r for _, _, _, r, _ in content["quarantine"]} == {
+            "wrong type for _seq: expected integer, got varchar"}
+    assert both[True][1] == both[False][1]
