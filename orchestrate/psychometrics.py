@@ -16,7 +16,14 @@ uses (those who answered every item of the topic: int_response_items_listwise_fi
   respondents, CFI, RMSEA and the change in CFI; a change below -0.01 is flagged.
 
 Rows from fewer than var('min_reporting_n') respondents are suppressed (numbers null),
-as in the other marts. The statistics are in orchestrate/sem.py; the tables are declared
+as in the other marts.
+
+A unit (school year x respondent type) whose inputs are those of the last write is not
+computed again: its rows are kept. Its inputs' fingerprint (its respondents' item scores,
+gender and race/ethnicity, its topics, the two minimum sizes and this code) is stored
+with the tables, in orchestrate.psychometrics_inputs, written after them; so a day's
+files that touch the current school year only recompute that year's units. --recompute
+(or `run --full-refresh`) computes every unit. The statistics are in orchestrate/sem.py; the tables are declared
 (and every column described) in models/marts/survey/psychometrics.yml, source
 `psychometrics`. Reads and writes through the target's connection (DuckDB or Snowflake).
 """
@@ -24,6 +31,7 @@ as in the other marts. The statistics are in orchestrate/sem.py; the tables are 
 from __future__ import annotations
 
 import argparse
+import hashlib
 import json
 import math
 import os
@@ -37,7 +45,7 @@ import yaml
 from threadpoolctl import threadpool_limits
 
 from orchestrate.errors import UserError
-from orchestrate.warehouse import PROJECT_DIR
+from orchestrate.warehouse import PROJECT_DIR, orchestrate_schema_name
 
 SOURCE = "psychometrics"
 # An item whose residual variance is estimated at (about) zero: a Heywood case, the
@@ -89,6 +97,8 @@ TABLES: dict[str, list[tuple[str, str]]] = {
 def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--target", default=os.environ.get("DBT_TARGET", "dev"),
                         help="dbt target from profiles.yml: dev (DuckDB, default) or prod (Snowflake)")
+    parser.add_argument("--recompute", action="store_true",
+                        help="compute every unit, also those whose inputs have not changed")
     parser.add_argument("--min-group-n", type=int, default=None,
                         help="complete respondents a group needs to enter the invariance models "
                              "(default: var invariance_min_group_n in dbt_project.yml)")
@@ -101,7 +111,8 @@ def main(args: argparse.Namespace) -> int:
     relations = load_relations(args.target)
     warehouse = open_warehouse(dbt.adapter_type(args.target))
     try:
-        summary = compute_and_write(warehouse, relations, min_group_n=args.min_group_n)
+        summary = compute_and_write(warehouse, relations, min_group_n=args.min_group_n,
+                                    recompute=args.recompute)
     finally:
         warehouse.close()
     print(f"psychometrics: {summary}")
@@ -136,8 +147,10 @@ def _say(line: str) -> None:
 
 
 def compute_and_write(warehouse, relations, min_group_n: int | None = None,
-                      progress: Callable[[str], None] = _say) -> str:
-    """Compute every table from the warehouse's marts and write them back; a summary line."""
+                      progress: Callable[[str], None] = _say, recompute: bool = False) -> str:
+    """Compute every table from the warehouse's marts and write them back; a summary line.
+    Units whose inputs have not changed since the last write keep their rows (unless
+    `recompute`)."""
     from orchestrate.checks import MissingRelation
 
     settings = project_vars()
@@ -162,8 +175,11 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
     instruments = read_instruments(warehouse, names)
     units = warehouse.rows(f"select distinct school_year, respondent_type from {names['listwise']} "
                            "order by respondent_type, school_year")
+    stored = {} if recompute else stored_fingerprints(warehouse, names)
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     counts = {"topics": 0, "invariance": 0}
+    fingerprints: dict[tuple[str, str], str] = {}
+    kept: list[tuple[str, str]] = []
     responses: dict[str, pd.DataFrame] = {}
     for number, (school_year, respondent_type) in enumerate(units, start=1):
         unit_started = time.perf_counter()
@@ -172,6 +188,13 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
             responses = {respondent_type: read_responses(warehouse, names, respondent_type, topics)}
         everyone = responses[respondent_type]
         frame = everyone[everyone["school_year"] == school_year].drop(columns=["school_year"])
+        unit = (school_year, respondent_type)
+        fingerprints[unit] = fingerprint(frame, topics, min_n, min_group_n)
+        if stored.get(unit) == fingerprints[unit]:
+            kept.append(unit)
+            progress(f"  [psychometrics {number}/{len(units)}] {school_year} {respondent_type}: "
+                     f"{len(frame):,} respondents, inputs unchanged: rows kept")
+            continue
         # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
         with threadpool_limits(1, user_api="blas"):
             result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
@@ -185,17 +208,80 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
                  f"{len(frame):,} respondents, {len(result['topic_psychometrics'])} topics, "
                  f"{tested} invariance models ({time.perf_counter() - unit_started:.1f}s)")
     frames = {name: to_frame(name, rows) for name, rows in tables.items()}
+    if kept:
+        frames = {name: pd.concat([frame, kept_rows(warehouse, names[name], name, kept)], ignore_index=True)
+                  for name, frame in frames.items()}
     # published aggregates, suppressed like the results marts: granted as topic_results is
     roles = relations.grants.get("topic_results", {}).get("select", [])
     write_tables(warehouse, {names[name]: frame for name, frame in frames.items()}, roles)
-    return (f"{counts['topics']} topics in {len(units)} school year x respondent type units, "
+    store_fingerprints(warehouse, fingerprints)  # after the tables: they describe what was written
+    computed = len(units) - len(kept)
+    return (f"{computed} of {len(units)} school year x respondent type units computed "
+            f"({len(kept)} unchanged, rows kept): {counts['topics']} topics, "
             f"{counts['invariance']} invariance models (min group n {min_group_n}), "
             f"4 tables written in {time.perf_counter() - started:.1f}s")
 
 
-def run_step(warehouse, relations, progress: Callable[[str], None] = _say) -> tuple[str, str]:
+def run_step(warehouse, relations, progress: Callable[[str], None] = _say,
+             recompute: bool = False) -> tuple[str, str]:
     """For `run`: (status, summary)."""
-    return "passed", compute_and_write(warehouse, relations, progress=progress)
+    return "passed", compute_and_write(warehouse, relations, progress=progress, recompute=recompute)
+
+
+# --------------------------------------------------------------------------------------
+# Units whose inputs have not changed
+
+
+def _code_version() -> str:
+    """This module's and sem.py's source: a change to the statistics recomputes every unit."""
+    from orchestrate import sem
+
+    digest = hashlib.sha256()
+    for module in (__file__, sem.__file__):
+        digest.update(open(module, "rb").read())
+    return digest.hexdigest()
+
+
+def fingerprint(frame: pd.DataFrame, topics: dict[str, Topic], min_n: int, min_group_n: int) -> str:
+    """What a unit's rows are computed from: its respondents (rows in response order, every
+    item score, gender, race/ethnicity), its topics and items, the minimum sizes, the code."""
+    digest = hashlib.sha256()
+    settings = {"columns": list(frame.columns), "min_n": min_n, "min_group_n": min_group_n,
+                "topics": {t: [topic.items, topic.scale_points] for t, topic in sorted(topics.items())},
+                "code": _code_version()}
+    digest.update(json.dumps(settings, sort_keys=True).encode())
+    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
+    return digest.hexdigest()
+
+
+def fingerprints_table() -> str:
+    return f"{orchestrate_schema_name()}.psychometrics_inputs"
+
+
+def stored_fingerprints(warehouse, names: dict) -> dict[tuple[str, str], str]:
+    """The fingerprints of the last write, if it and every table it wrote are there."""
+    if not all(warehouse.exists(r) for r in (fingerprints_table(), *(names[t] for t in TABLES))):
+        return {}
+    return {(year, kind): value for year, kind, value in warehouse.rows(
+        f"select school_year, respondent_type, fingerprint from {fingerprints_table()}")}
+
+
+def store_fingerprints(warehouse, fingerprints: dict[tuple[str, str], str]) -> None:
+    table = fingerprints_table()
+    warehouse.execute(f"create schema if not exists {orchestrate_schema_name()}")
+    warehouse.execute(f"create or replace table {table} "
+                      "(school_year varchar, respondent_type varchar, fingerprint varchar)")
+    for (year, kind), value in fingerprints.items():
+        warehouse.execute(f"insert into {table} values (?, ?, ?)", [year, kind, value])
+
+
+def kept_rows(warehouse, relation: str, name: str, units: list[tuple[str, str]]) -> pd.DataFrame:
+    """A table's rows of the kept units, as the last write left them."""
+    stored = warehouse.df(f"select * from {relation}")
+    stored.columns = [c.lower() for c in stored.columns]
+    keys = pd.MultiIndex.from_frame(stored[["school_year", "respondent_type"]])
+    rows = stored[keys.isin(units)]
+    return to_frame(name, rows.to_dict("records"))
 
 
 # --------------------------------------------------------------------------------------

@@ -382,7 +382,8 @@ def _psychometrics_step(run: Run, warehouse, relations: checks.Relations) -> Non
     with _step(run, "psychometrics") as step:
         from orchestrate import psychometrics
 
-        step.status, step.summary = psychometrics.run_step(warehouse, relations)
+        step.status, step.summary = psychometrics.run_step(
+            warehouse, relations, recompute=bool(run.options.get("full_refresh")))
 
 
 def _report_step(run: Run, warehouse, relations, manifest: dict | None, history: History | None) -> None:

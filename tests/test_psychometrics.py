@@ -381,6 +381,69 @@ def test_step_says_what_to_do_without_a_built_warehouse(tmp_path):
     assert "Traceback" not in proc.stderr
 
 
+def _psychometrics_tables(db: str) -> dict[str, pd.DataFrame]:
+    import duckdb
+
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return {name: con.execute(f"select * from marts.{name}").df()
+                .sort_values([c for c, t in psychometrics.TABLES[name] if t == "varchar"])
+                .reset_index(drop=True) for name in psychometrics.TABLES}
+    finally:
+        con.close()
+
+
+def test_units_with_unchanged_inputs_keep_their_rows_and_equal_a_recompute(built_warehouse, tmp_path):
+    """A second write with the same inputs computes no unit and leaves every row as it was;
+    a change to one school year's item scores recomputes that unit only, and the tables
+    then equal those of a run that computes every unit (--recompute)."""
+    import duckdb
+
+    env = copy_warehouse(built_warehouse, tmp_path)
+    db = env["DBT_DUCKDB_PATH"]
+    first = run_cli("psychometrics", "--min-group-n", MIN_GROUP_N, env=env)
+    assert first.returncode == 0, first.stdout[-3000:] + first.stderr[-3000:]
+    units = first.stdout.count("[psychometrics ")
+    assert f"{units} of {units} school year x respondent type units computed" in first.stdout
+    before = _psychometrics_tables(db)
+
+    again = run_cli("psychometrics", "--min-group-n", MIN_GROUP_N, env=env)
+    assert again.returncode == 0, again.stdout[-3000:] + again.stderr[-3000:]
+    assert f"0 of {units} school year x respondent type units computed ({units} unchanged" in again.stdout
+    for name, frame in _psychometrics_tables(db).items():
+        pd.testing.assert_frame_equal(frame, before[name], check_exact=True)
+
+    con = duckdb.connect(db)
+    try:
+        (relation,) = con.execute(
+            "select table_schema || '.' || table_name from information_schema.tables "
+            "where table_name = 'int_response_items_listwise_filtered'").fetchone()
+        year = con.execute(f"select max(school_year) from {relation} where respondent_type = 'student'").fetchone()[0]
+        changed = con.execute(
+            f"update {relation} set item_score = 1 + (item_score % 2) where respondent_type = 'student' "
+            f"and school_year = ? and response_id in (select distinct response_id from {relation} "
+            "where respondent_type = 'student' and school_year = ? order by 1 limit 40)", [year, year]).fetchone()[0]
+    finally:
+        con.close()
+    assert changed > 0
+    one = run_cli("psychometrics", "--min-group-n", MIN_GROUP_N, env=env)
+    assert one.returncode == 0, one.stdout[-3000:] + one.stderr[-3000:]
+    assert f"1 of {units} school year x respondent type units computed" in one.stdout
+    computed_lines = [line for line in one.stdout.splitlines()
+                      if "[psychometrics " in line and "rows kept" not in line]
+    assert len(computed_lines) == 1 and f"{year} student" in computed_lines[0]
+    incremental = _psychometrics_tables(db)
+    alpha = incremental["topic_psychometrics"].set_index(["school_year", "respondent_type", "topic_id"])
+    old = before["topic_psychometrics"].set_index(["school_year", "respondent_type", "topic_id"])
+    assert (alpha.loc[year, "student"]["cronbach_alpha"] != old.loc[year, "student"]["cronbach_alpha"]).any()
+
+    full = run_cli("psychometrics", "--min-group-n", MIN_GROUP_N, "--recompute", env=env)
+    assert full.returncode == 0, full.stdout[-3000:] + full.stderr[-3000:]
+    assert f"{units} of {units} school year x respondent type units computed" in full.stdout
+    for name, frame in _psychometrics_tables(db).items():  # a refit agrees to the optimizer's last bits
+        pd.testing.assert_frame_equal(incremental[name], frame, check_exact=False, rtol=1e-9, atol=1e-12)
+
+
 def copy_tables_to_emulator(emulator, duckdb_file: Path, tables: list[str], folder: Path) -> None:
     """Copy DuckDB tables (schema.table) into the emulator's schemas of the same names:
     each to Parquet, PUT on a stage, COPY INTO by column name."""
