@@ -271,8 +271,8 @@ def summarize_expectations(suites: list[dict]) -> tuple[str, str]:
     erred = [s["suite"] for s in suites if s["status"] == "error" and not s["results"]]
     parts = [f"{n} {k}" for k, n in sorted(counts.items())]
     if skipped:
-        parts.append(f"{len(skipped)} suites skipped")
-    summary = f"{len(suites)} suites: " + ", ".join(parts)
+        parts.append(f"{len(skipped)} skipped ({', '.join(skipped)})")
+    summary = f"{len(suites)} {'suite' if len(suites) == 1 else 'suites'}: " + ", ".join(parts)
     status = worst([k for k in counts if k != "info"] + (["error"] if erred else []))
     return status, summary
 

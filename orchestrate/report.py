@@ -48,7 +48,8 @@ CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0;width:100%} td,th{border:1px solid #ddd;padding:3px 6px;
-text-align:left;vertical-align:top} th{background:#f4f4f4} td.num{text-align:right}
+text-align:left;vertical-align:top;overflow-wrap:anywhere} th{background:#f4f4f4}
+td:nth-child(-n+2){overflow-wrap:normal;white-space:nowrap} td.num{text-align:right}
 .passed,.pass,.success,.ok{color:#176f2c}.failed,.fail,.error{color:#b00020;font-weight:bold}
 .warning,.warn{color:#a35a00;font-weight:bold}.skipped,.info{color:#666}
 .badge{display:inline-block;padding:2px 10px;border-radius:4px;color:#fff}
