@@ -1,3 +1,13 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    )
+}}
 {#-
   Which result cells are suppressed, and why (suppression_reason):
   - primary: fewer than var('min_reporting_n') respondents (default 10);
@@ -18,14 +28,19 @@
 -#}
 {%- set passes = [var('suppression_passes') | int, 1] | max -%}
 
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 cells as (
     select * from {{ ref('int_result_cells_ranked') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 memberships as (
     select * from {{ ref('int_result_relations_listed') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 suppressed_0 as (

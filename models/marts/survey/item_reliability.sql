@@ -1,8 +1,21 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    )
+}}
 {#-
   Per item of a topic, over the same listwise respondents as reliability: the corrected
   item-total correlation (the item against the sum of the topic's other items) and
   Cronbach's alpha of the topic without the item.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 listwise as (
@@ -15,6 +28,7 @@ listwise as (
         item_score,
         total_score - item_score as rest_score
     from {{ ref('int_response_items_listwise_filtered') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 item_statistics as (

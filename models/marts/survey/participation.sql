@@ -1,3 +1,16 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    )
+}}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 surveys as (
@@ -7,6 +20,7 @@ surveys as (
         respondent_type,
         school_year
     from {{ ref('stg_replica__surveys') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 invitations as (
@@ -25,6 +39,7 @@ responses as (
         count(*) as responded,
         count(case when is_complete then 1 end) as completed
     from {{ ref('fct_survey_responses') }}
+    where {{ in_changed_school_years('school_year') }}
     group by survey_id, school_id
 ),
 

@@ -1,12 +1,27 @@
+{{
+    config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    )
+}}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 results as (
     select * from {{ ref('int_topic_results_aggregated') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 suppression as (
     select * from {{ ref('int_result_cells_suppressed') }}
-    where result_kind = 'topic'
+    where {{ in_changed_school_years('school_year') }}
+        and result_kind = 'topic'
 ),
 
 final as (
