@@ -213,13 +213,23 @@ def realistic_day_files(files: list[Path]) -> list[Path]:
 
 
 def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float = 0.01,
-                   current_year_only: bool = False) -> Path:
+                   current_year_only: bool = False, pending: list[Path] = ()) -> Path:
     """Append one day of changes after the last interval: about `share` of the current answers
     changed (four in five updated to another value, one in five deleted). With
     current_year_only: late corrections, `share` of the answers of the current (latest)
-    school year's responses, all updated. Returns the file."""
+    school year's responses, all updated. `pending`: files delivered but not loaded yet,
+    which the day comes after (its interval and its _seq). Returns the file."""
     (last_end,) = con.execute("select max(interval_end) from raw.ingest_ledger").fetchone()
     (next_seq,) = con.execute("select max(_seq) + 1 from raw.question_responses").fetchone()
+    pending = [p for p in pending if p.parent.name == "question_responses"]
+    if pending:
+        paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in pending) + "]"
+        (pending_seq,) = con.execute(
+            f"select max(_seq) + 1 from read_json({paths}, columns = {{'_seq': 'bigint'}}, "
+            "format = 'newline_delimited')").fetchone()
+        next_seq = max(next_seq, pending_seq or 0)
+        last_end = max([last_end.replace(tzinfo=None)] + [contract.parse_file_name(p.name).interval_end.replace(tzinfo=None)
+                                     for p in pending])
     start = last_end
     end = start + timedelta(days=1)
     path = extracts / "question_responses" / contract.file_name(
@@ -419,7 +429,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         deliver(held_back)
         con = connect()
         try:
-            corrections = write_next_day(con, inbox, share=0.001, current_year_only=True)
+            corrections = write_next_day(con, inbox, share=0.001, current_year_only=True, pending=held_back)
         finally:
             con.close()
         real_step, real = measure(sampler, "realistic day run", lambda: _run(inbox, work / "reports"))
