@@ -10,9 +10,12 @@
 }}
 {#-
   Every cell the results marts publish, topic and item cells in one list, each with
-  its respondents and cell_id: the cell's rank, smallest first (fewest respondents,
-  then the cell's key), a total order that complementary suppression follows to choose
-  the cells it adds (int_result_cells_suppressed). canonical_item_id is '' on topic cells.
+  its respondents and cell_id: the cell's rank within its school year, smallest first
+  (fewest respondents, then the cell's key), a total order that complementary
+  suppression follows to choose the cells it adds (int_result_cells_suppressed; its
+  relations never cross a school year). The year's number goes in front (x 10^10), so
+  that ids stay unique across years rebuilt at different times. canonical_item_id is ''
+  on topic cells.
 -#}
 -- Partitioned by school year (macros/survey/school_year_partitions.sql):
 -- depends_on: {{ ref('int_school_year_builds') }}
