@@ -231,9 +231,13 @@ def assert_equals_full_refresh(project: Path, env: dict[str, str], folder: Path)
     full_env = warehouse_env(folder)
     folder.mkdir(parents=True)
     shutil.copy2(env["DBT_DUCKDB_PATH"], full_env["DBT_DUCKDB_PATH"])
+    years = sorted(query(full_env["DBT_DUCKDB_PATH"], "select distinct school_year from marts.topic_results").school_year)
+    put_markers(full_env["DBT_DUCKDB_PATH"], years)
     proc = dbt(project, full_env, "run", "--full-refresh", "--select",
                *[t.split(".")[1] for t in PARTITIONED])
     assert proc.returncode == 0, proc.stdout[-3000:]
+    assert all(not marked for marked in marked_years(full_env["DBT_DUCKDB_PATH"]).values()), \
+        "--full-refresh rebuilds every year"
     incremental, full = partitioned_tables(env["DBT_DUCKDB_PATH"]), partitioned_tables(full_env["DBT_DUCKDB_PATH"])
     for table in PARTITIONED:
         assert len(full[table]) > 0, table
@@ -344,3 +348,17 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
         assert marked == set(years) - {middle}, f"{table}: only {middle}, when the student responded, is rebuilt"
     clear_markers(db, saved)
     assert_equals_full_refresh(project, env, folder / "full_after_corrections")
+
+
+def test_project_changes_rebuild_incremental_models_in_full():
+    """A project change is not applied to the changed school years only: the orchestrator
+    builds it with --full-refresh (a build of new files alone stays incremental)."""
+    from orchestrate import scope
+
+    data_only = {"kind": "changed", "select": ["source:replica.question_responses+"], "state": "kept",
+                 "unit_tests": False, "modified": []}
+    assert "--full-refresh" not in scope.dbt_args(data_only, {})
+    project = {**data_only, "select": ["state:modified+", "source:replica.question_responses+"],
+               "unit_tests": True, "modified": ["int_response_items_scored"]}
+    assert "--full-refresh" in scope.dbt_args(project, {})
+    assert "--full-refresh" in scope.dbt_args({"kind": "all"}, {})  # e.g. the environment fingerprint changed
