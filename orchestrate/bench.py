@@ -20,8 +20,8 @@ under --cache-dir), scale after scale (default 1 3 10 30):
   rows, the same suppressed cells); up to --reference-max-scale, above which pandas
   does not fit in memory;
 - realistic day: the new responses of the last day of the current school year's survey
-  window (its survey_responses and question_responses files, held back from the full run)
-  plus late corrections to 0.1% of the current school year's earlier answers, then `run`:
+  window (its survey_responses and question_responses files, held back from the full run,
+  whose ingest has every other line: held_back_lines in the figures) plus late corrections to 0.1% of the current school year's earlier answers, then `run`:
   what a day of the open window costs (closed school years are not recomputed);
 - stress day: one more day of extracts changing about 1% of all answers, of every year
   (updates and deletes of older rows), then `run`.
@@ -97,6 +97,7 @@ class BenchResult:
     ratios: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     load_average: list[float] = field(default_factory=list)  # 1, 5, 15 minutes, at the end
+    held_back_lines: int = 0  # the realistic day's new responses: not in the full run's ingest
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -462,7 +463,11 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     typed.rows, typed.megabytes = typed_rows, result.megabytes_uncompressed
     whole.rows = ingested_lines
     real_step.rows = lines_of(real)
-    real_step.note = f"{len(held_back)} files of new responses + {corrections.name}"
+    held_names = {p.name for p in held_back}
+    result.held_back_lines = sum(f["lines"] for f in (real.get("ingest") or {}).get("files", [])
+                                 if f["name"] in held_names)
+    real_step.note = (f"{len(held_back)} files of new responses ({result.held_back_lines:,} lines, "
+                      f"held back from the full run) + {corrections.name}")
     day_step.rows, day_step.note = lines_of(day), day_file.name
     result.steps = [
         Step("generate", generate_seconds, result.lines, note="when first generated"),
