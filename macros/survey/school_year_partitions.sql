@@ -27,10 +27,23 @@
   orchestrator builds them with --full-refresh (orchestrate/scope.py, dbt_args).
 -#}
 
+{#- The build log, as a plain relation: `dbt run --empty` renders a ref as an empty
+    subquery, which cannot be inserted into. -#}
+{% macro school_year_builds() -%}
+    {%- set builds = ref('int_school_year_builds') -%}
+    {{ return(api.Relation.create(database=builds.database, schema=builds.schema, identifier=builds.identifier)) }}
+{%- endmacro %}
+
+{#- The name a model's builds are logged under: its schema and table, so that a build of
+    the same model into other schemas (pr-check's pr_*) never stands for this one. -#}
+{% macro school_year_build_name() -%}
+    {{ return(this.schema ~ '.' ~ this.identifier) }}
+{%- endmacro %}
+
 {% macro school_year_build_started() -%}
-    insert into {{ ref('int_school_year_builds') }} (model_name, invocation_id, ingested_through, is_built)
+    insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
     select
-        '{{ this.identifier }}',
+        '{{ school_year_build_name() }}',
         '{{ invocation_id }}',
         max(loaded_at),
         false
@@ -38,14 +51,14 @@
 {%- endmacro %}
 
 {% macro school_year_build_finished() -%}
-    insert into {{ ref('int_school_year_builds') }} (model_name, invocation_id, ingested_through, is_built)
+    insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
     select
         model_name,
         invocation_id,
         ingested_through,
         true
-    from {{ ref('int_school_year_builds') }}
-    where model_name = '{{ this.identifier }}'
+    from {{ school_year_builds() }}
+    where model_name = '{{ school_year_build_name() }}'
         and invocation_id = '{{ invocation_id }}'
         and not is_built
 {%- endmacro %}
@@ -61,7 +74,7 @@
             max(case when invocation_id = '{{ invocation_id }}' and not is_built then ingested_through end)
                 as building_through
         from {{ ref('int_school_year_builds') }}
-        where model_name = '{{ this.identifier }}'
+        where model_name = '{{ school_year_build_name() }}'
     ) as build_window
         on ledger.loaded_at > build_window.built_through
         and ledger.loaded_at <= build_window.building_through
@@ -73,7 +86,7 @@
 
     select '*' as school_year
     from {{ ref('int_school_year_builds') }}
-    where model_name = '{{ this.identifier }}'
+    where model_name = '{{ school_year_build_name() }}'
     having max(case when is_built then ingested_through end) is null
 {%- endmacro %}
 
