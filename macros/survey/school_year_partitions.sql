@@ -51,6 +51,7 @@
 {%- endmacro %}
 
 {% macro school_year_build_finished() -%}
+    {%- if flags.EMPTY %}{{ return('') }}{% endif -%}
     insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
     select
         model_name,
@@ -102,8 +103,10 @@
     {%- endif -%}
 {%- endmacro %}
 
+{#- Not under `dbt run --empty`, which reads no rows: it neither deletes a year nor
+    counts as a build (school_year_build_finished). -#}
 {% macro delete_changed_school_years() -%}
-    {%- if is_incremental() -%}
+    {%- if is_incremental() and not flags.EMPTY -%}
         delete from {{ this }} where {{ in_changed_school_years('school_year') }}
     {%- endif -%}
 {%- endmacro %}
@@ -116,4 +119,16 @@
 -#}
 {% macro school_year_number(school_year) -%}
     coalesce(try_cast(substr({{ school_year }}, 1, 4) as bigint), 0)
+{%- endmacro %}
+
+{#- The config of a model partitioned by school year (see the top of this file). -#}
+{% macro school_year_partitioned() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    ) }}
 {%- endmacro %}

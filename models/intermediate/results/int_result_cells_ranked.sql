@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    )
-}}
+{{ school_year_partitioned() }}
 {#-
   Every cell the results marts publish, topic and item cells in one list, each with
   its respondents and cell_id: the cell's rank within its school year, smallest first

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    )
-}}
+{{ school_year_partitioned() }}
 {#-
   One row per response and canonical item the respondent answered substantively, with
   the response's attributes. item_score is the scored value (the mean, should one form

@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    )
-}}
+{{ school_year_partitioned() }}
 {#-
   One row per response and topic the respondent answered at least one item of
   substantively. topic_score is the mean of the respondent's item scores on the topic

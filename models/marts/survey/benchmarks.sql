@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    )
-}}
+{{ school_year_partitioned() }}
 {#-
   Percentiles of school-level percent favorable (subgroup all) among schools whose
   topic_results row is published (neither primary nor complementary suppression), per

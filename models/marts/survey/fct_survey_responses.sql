@@ -1,13 +1,4 @@
-{{
-    config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    )
-}}
+{{ school_year_partitioned() }}
 -- Partitioned by school year (macros/survey/school_year_partitions.sql):
 -- depends_on: {{ ref('int_school_year_builds') }}
 -- depends_on: {{ ref('int_ingested_files_school_years') }}
