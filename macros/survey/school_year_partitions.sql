@@ -34,6 +34,15 @@
     {{ return(api.Relation.create(database=builds.database, schema=builds.schema, identifier=builds.identifier)) }}
 {%- endmacro %}
 
+{#- Whether the build log is this target's own: a build that defers to another warehouse
+    (pr-check's pr_* schemas read production's unchanged models) neither writes into
+    production's log nor trusts it; it rebuilds every year. -#}
+{% macro school_year_builds_are_ours() -%}
+    {%- set builds = ref('int_school_year_builds') -%}
+    {{ return((builds.database | lower) == (this.database | lower)
+              and (builds.schema | lower) == (generate_schema_name('intermediate', none) | trim | lower)) }}
+{%- endmacro %}
+
 {#- The name a model's builds are logged under: its schema and table, so that a build of
     the same model into other schemas (pr-check's pr_*) never stands for this one. -#}
 {% macro school_year_build_name() -%}
@@ -41,6 +50,7 @@
 {%- endmacro %}
 
 {% macro school_year_build_started() -%}
+    {%- if not school_year_builds_are_ours() %}{{ return('') }}{% endif -%}
     insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
     select
         '{{ school_year_build_name() }}',
@@ -51,7 +61,7 @@
 {%- endmacro %}
 
 {% macro school_year_build_finished() -%}
-    {%- if flags.EMPTY %}{{ return('') }}{% endif -%}
+    {%- if flags.EMPTY or not school_year_builds_are_ours() %}{{ return('') }}{% endif -%}
     insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
     select
         model_name,
@@ -66,6 +76,9 @@
 
 {#- The school years this build of the model rebuilds: '*' for every year. -#}
 {% macro changed_school_years() -%}
+    {%- if not school_year_builds_are_ours() -%}
+    select '*' as school_year
+    {%- else -%}
     select distinct
         case when mapped.file_name is null then '*' else mapped.school_year end as school_year
     from {{ source('replica', 'ingest_ledger') }} as ledger
@@ -89,6 +102,7 @@
     from {{ ref('int_school_year_builds') }}
     where model_name = '{{ school_year_build_name() }}'
     having max(case when is_built then ingested_through end) is null
+    {%- endif -%}
 {%- endmacro %}
 
 {#- A filter: the row's school year is rebuilt by this build (always true on a full build). -#}
