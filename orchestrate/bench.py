@@ -19,8 +19,12 @@ under --cache-dir), scale after scale (default 1 3 10 30):
   -- timed only after it is checked to agree with the marts (numbers to 1e-9, the same
   rows, the same suppressed cells); up to --reference-max-scale, above which pandas
   does not fit in memory;
-- incremental day: one more day of extracts (about 1% of the answers, updates and deletes
-  of older rows), then `run`.
+- realistic day: the new responses of the last day of the current school year's survey
+  window (its survey_responses and question_responses files, held back from the full run,
+  whose ingest has every other line: held_back_lines in the figures) plus late corrections to 0.1% of the current school year's earlier answers, then `run`:
+  what a day of the open window costs (closed school years are not recomputed);
+- stress day: one more day of extracts changing about 1% of all answers, of every year
+  (updates and deletes of older rows), then `run`.
 
 Every step gets its seconds, its CPU seconds and its peak resident memory (sampled 20
 times a second; the reference's from its own process). With several scales, the
@@ -93,6 +97,7 @@ class BenchResult:
     ratios: dict[str, float] = field(default_factory=dict)
     peak_rss_mb: float = 0.0
     load_average: list[float] = field(default_factory=list)  # 1, 5, 15 minutes, at the end
+    held_back_lines: int = 0  # the realistic day's new responses: not in the full run's ingest
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -190,17 +195,56 @@ def scan_floor(extracts: Path) -> tuple[float, int]:
         con.close()
 
 
-def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float = 0.01) -> Path:
+def realistic_day_files(files: list[Path]) -> list[Path]:
+    """The new responses of the realistic day: the survey_responses and question_responses
+    files of the last day on which new responses (`c`) arrived, the last day of the current
+    school year's survey window."""
+    responses = [p for p in files if p.parent.name == "survey_responses"]
+    paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in responses) + "]"
+    con = duckdb.connect()
+    try:
+        (last,) = con.execute(
+            f"select max(parse_filename(filename)) from read_json({paths}, filename = true, "
+            "columns = {'_op': 'varchar'}, format = 'newline_delimited') where _op = 'c'").fetchone()
+    finally:
+        con.close()
+    day = contract.parse_file_name(last).interval_start.date()
+    return [p for p in files if p.parent.name in ("survey_responses", "question_responses")
+            and contract.parse_file_name(p.name).interval_start.date() == day]
+
+
+def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float = 0.01,
+                   current_year_only: bool = False, pending: list[Path] = ()) -> Path:
     """Append one day of changes after the last interval: about `share` of the current answers
-    changed (four in five updated to another value, one in five deleted). Returns the file."""
+    changed (four in five updated to another value, one in five deleted). With
+    current_year_only: late corrections, `share` of the answers of the current (latest)
+    school year's responses, all updated. `pending`: files delivered but not loaded yet,
+    which the day comes after (its interval and its _seq). Returns the file."""
     (last_end,) = con.execute("select max(interval_end) from raw.ingest_ledger").fetchone()
     (next_seq,) = con.execute("select max(_seq) + 1 from raw.question_responses").fetchone()
+    pending = [p for p in pending if p.parent.name == "question_responses"]
+    if pending:
+        paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in pending) + "]"
+        (pending_seq,) = con.execute(
+            f"select max(_seq) + 1 from read_json({paths}, columns = {{'_seq': 'bigint'}}, "
+            "format = 'newline_delimited')").fetchone()
+        next_seq = max(next_seq, pending_seq or 0)
+        last_end = max([last_end.replace(tzinfo=None)] + [contract.parse_file_name(p.name).interval_end.replace(tzinfo=None)
+                                     for p in pending])
     start = last_end
     end = start + timedelta(days=1)
     path = extracts / "question_responses" / contract.file_name(
         "question_responses", start.replace(tzinfo=timezone.utc), end.replace(tzinfo=timezone.utc), 0
     )
     out = str(path).replace("'", "''")
+    deletes = "false" if current_year_only else "true"
+    year_filter = ""
+    if current_year_only:  # the responses of the latest school year's surveys
+        year_filter = """where response_id in (
+              select responses.response_id
+              from raw.survey_responses as responses
+              inner join raw.surveys as surveys on responses.survey_id = surveys.survey_id
+              where trim(surveys.school_year) = (select max(trim(school_year)) from raw.surveys))"""
     con.execute(
         f"""
         copy (
@@ -210,19 +254,23 @@ def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float 
             qualify row_number() over (partition by response_id, question_id order by _seq desc) = 1
               and _op <> 'd'
           ),
+          in_scope as (
+            select * from current_answers
+            {year_filter}
+          ),
           picked as (
             select *, row_number() over (order by hash(response_id, question_id)) as n
-            from current_answers
-            where hash(response_id || '|' || question_id) % 1000 < {share * 1000:.0f}
+            from in_scope
+            where hash(response_id || '|' || question_id) % 100000 < {share * 100000:.0f}
           )
           select
-            case when n % 5 = 0 then 'd' else 'u' end as _op,
+            case when n % 5 = 0 and {deletes} then 'd' else 'u' end as _op,
             strftime(timestamp '{start:%Y-%m-%d} 08:00:00' + to_milliseconds(n * 7),
                      '%Y-%m-%dT%H:%M:%S.%gZ') as _ts,
             {next_seq} + n - 1 as _seq,
             response_id,
             question_id,
-            case when n % 5 = 0 then null
+            case when n % 5 = 0 and {deletes} then null
                  when try_cast(value as integer) between 1 and 4 then to_json(try_cast(value as integer) + 1)
                  else to_json(2) end as value
           from picked
@@ -347,13 +395,18 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         _say(f"scale {scale:g}: parsing them into the contract's typed columns (read_json) ...")
         typed, (_, typed_rows) = measure(sampler, "typed parse (read_json)", lambda: typed_parse_floor(extracts))
 
-        # A fresh warehouse over a folder of links to the cached extracts, so the incremental
-        # day can be added to it without touching the cache.
+        # A fresh warehouse over a folder of links to the cached extracts, so the days can be
+        # added to it without touching the cache; the realistic day's files are held back.
         shutil.rmtree(work, ignore_errors=True)
         inbox = work / "extracts"
-        for path in files:
-            (inbox / path.parent.name).mkdir(parents=True, exist_ok=True)
-            (inbox / path.parent.name / path.name).symlink_to(path)
+        held_back = realistic_day_files(files)
+
+        def deliver(paths: list[Path]) -> None:
+            for path in paths:
+                (inbox / path.parent.name).mkdir(parents=True, exist_ok=True)
+                (inbox / path.parent.name / path.name).symlink_to(path)
+
+        deliver([p for p in files if p not in held_back])
         _use_work_dirs(work)
 
         _say(f"scale {scale:g}: full run (ingest, dbt build, checks, psychometrics, report) ...")
@@ -370,16 +423,28 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         reference = None
         if scale <= reference_max_scale:
             _say(f"scale {scale:g}: the pandas reference on the same extracts, checked against the marts ...")
-            reference = run_reference(extracts, work)
+            reference = run_reference(inbox, work)
 
-        _say(f"scale {scale:g}: incremental day ...")
+        _say(f"scale {scale:g}: realistic day: the window's last day of new responses "
+             f"({len(held_back)} files) and corrections to 0.1% of this school year's answers ...")
+        deliver(held_back)
+        con = connect()
+        try:
+            corrections = write_next_day(con, inbox, share=0.001, current_year_only=True, pending=held_back)
+        finally:
+            con.close()
+        real_step, real = measure(sampler, "realistic day run", lambda: _run(inbox, work / "reports"))
+
+        _say(f"scale {scale:g}: stress day: 1% of all answers changed ...")
         con = connect()
         try:
             day_file = write_next_day(con, inbox)
         finally:
             con.close()
-        day_step, day = measure(sampler, "incremental day run", lambda: _run(inbox, work / "reports"))
-    day_lines = sum(f["lines"] for f in (day.get("ingest") or {}).get("files", []))
+        day_step, day = measure(sampler, "stress day run", lambda: _run(inbox, work / "reports"))
+
+    def lines_of(report: dict) -> int:
+        return sum(f["lines"] for f in (report.get("ingest") or {}).get("files", []))
 
     def inner_step(name: str, label: str | None = None, **extra) -> Step:
         step = inner.get(name) or Step(name, 0.0)
@@ -397,7 +462,13 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     floor.rows, floor.megabytes = result.lines, result.megabytes_uncompressed
     typed.rows, typed.megabytes = typed_rows, result.megabytes_uncompressed
     whole.rows = ingested_lines
-    day_step.rows, day_step.note = day_lines, day_file.name
+    real_step.rows = lines_of(real)
+    held_names = {p.name for p in held_back}
+    result.held_back_lines = sum(f["lines"] for f in (real.get("ingest") or {}).get("files", [])
+                                 if f["name"] in held_names)
+    real_step.note = (f"{len(held_back)} files of new responses ({result.held_back_lines:,} lines, "
+                      f"held back from the full run) + {corrections.name}")
+    day_step.rows, day_step.note = lines_of(day), day_file.name
     result.steps = [
         Step("generate", generate_seconds, result.lines, note="when first generated"),
         floor,
@@ -415,8 +486,11 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
             cpu_seconds=reference["cpu_seconds"], peak_rss_mb=reference["process_peak_rss_mb"],
             note=f"agrees with the marts; {reference['process_seconds']:.1f} s as a process"))
     result.steps += [
+        real_step,
+        Step("  of which dbt build", _step_seconds(real, "dbt build"),
+             note=(real.get("dbt") or {}).get("scope", "")),
         day_step,
-        Step("  of which dbt build", _step_seconds(day, "dbt build"),
+        Step("  of which dbt build (stress)", _step_seconds(day, "dbt build"),
              note=(day.get("dbt") or {}).get("scope", "")),
     ]
     ingest_seconds = result.step("ingest").seconds
@@ -425,7 +499,8 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         "ingest / typed parse": ingest_seconds / typed.seconds,
         "typed parse / floor": typed.seconds / floor.seconds,
         "full run / floor": whole.seconds / floor.seconds,
-        "incremental / full": day_step.seconds / whole.seconds,
+        "realistic day / full run": real_step.seconds / whole.seconds,
+        "stress day / full run": day_step.seconds / whole.seconds,
     }
     if reference:
         result.ratios["full run / pandas reference"] = whole.seconds / reference["seconds"]
@@ -438,14 +513,14 @@ def format_table(result: BenchResult) -> str:
     lines = [
         f"scale {result.scale:g} (seed {result.seed}): {result.files} files, {result.lines:,} lines, "
         f"{result.megabytes_compressed:,.1f} MB gzip, {result.megabytes_uncompressed:,.1f} MB uncompressed",
-        f"{'step':<26}{'seconds':>9}{'CPU s':>8}{'peak MB':>9}{'rows/s':>12}{'MB/s':>8}  note",
+        f"{'step':<30}{'seconds':>9}{'CPU s':>8}{'peak MB':>9}{'rows/s':>12}{'MB/s':>8}  note",
     ]
     for s in result.steps:
         cpu = f"{s.cpu_seconds:,.1f}" if s.cpu_seconds is not None else "-"
         peak = f"{s.peak_rss_mb:,.0f}" if s.peak_rss_mb else "-"
         rps = f"{s.rows_per_second:,.0f}" if s.rows_per_second else "-"
         mbs = f"{s.mb_per_second:,.1f}" if s.mb_per_second else "-"
-        lines.append(f"{s.name:<26}{s.seconds:>9.2f}{cpu:>8}{peak:>9}{rps:>12}{mbs:>8}  {s.note}")
+        lines.append(f"{s.name:<30}{s.seconds:>9.2f}{cpu:>8}{peak:>9}{rps:>12}{mbs:>8}  {s.note}")
     for name, value in result.ratios.items():
         lines.append(f"ratio {name:<30}{value:>8.2f}x")
     lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (the whole process)")
@@ -454,14 +529,14 @@ def format_table(result: BenchResult) -> str:
 
 
 GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks", "psychometrics",
-                "run (whole)", "pandas reference", "incremental day run")
+                "run (whole)", "pandas reference", "realistic day run", "stress day run")
 
 
 def format_growth(results: list[BenchResult]) -> str:
     """Seconds per step at each scale, and the marginal seconds per million extract lines
     between consecutive scales."""
     results = sorted(results, key=lambda r: r.scale)
-    head = f"{'step':<26}" + "".join(f"{f'scale {r.scale:g}':>12}" for r in results)
+    head = f"{'step':<30}" + "".join(f"{f'scale {r.scale:g}':>12}" for r in results)
     pairs = list(zip(results, results[1:]))
     head += "".join(f"{f's/M {a.scale:g}->{b.scale:g}':>16}" for a, b in pairs)
     lines = ["growth: seconds per step, and marginal seconds per million lines", head]

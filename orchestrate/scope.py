@@ -7,9 +7,12 @@ recorded in orchestrate.run_history):
   that model and what reads it);
 - the data: `source:replica.<table>+` for the raw tables that received files since that
   build (unit tests, which check code, not data, are left out when only data changed).
-With neither it builds nothing. What `state:modified` cannot see is fingerprinted: the
-values of the environment variables the project's files read (STUDENT_KEY_SALT, read by a
-macro when it runs), the project's vars and dbt's version; when that differs from the last
+With neither it builds nothing. A build of project changes, and a build of everything,
+runs with --full-refresh: incremental models (those partitioned by school year rebuild
+only the years with new files) rebuild in full what the change reaches. What
+`state:modified` cannot see is
+fingerprinted: the values of the environment variables the project's files read
+(STUDENT_KEY_SALT, read by a macro when it runs), the project's vars and dbt's version; when that differs from the last
 passing build, everything is built. Without a kept build, with --full-refresh or with
 --select, dbt builds what is asked.
 """
@@ -168,7 +171,11 @@ def dbt_args(scope: dict, options: dict) -> list[str]:
     args = ["build"]
     if full_parse(scope):
         args.append("--no-partial-parse")
-    if options.get("full_refresh"):
+    project_changed = scope["kind"] == "changed" and bool(scope.get("modified"))
+    if options.get("full_refresh") or scope["kind"] == "all" or project_changed:
+        # A project change (or one dbt cannot see: the environment fingerprint, no kept
+        # build to compare with) is not data: incremental models, those partitioned by school
+        # year among them, rebuild what it reaches whole, not just the years with new files.
         args.append("--full-refresh")
     if options.get("select"):
         args += ["--select", *options["select"]]

@@ -1,6 +1,7 @@
 """`python -m orchestrate bench` (issues 7 and 16) at tiny scales: it measures every step on
 the same data (with its CPU seconds and peak memory), the floors (bare scan, typed parse),
-the pandas reference after checking it agrees with the marts, an incremental day of
+the pandas reference after checking it agrees with the marts, a realistic day (the last
+day of new responses, held back, and corrections) and a stress day of
 updates and deletes that the run builds with the changed-only scope, the growth from one
 scale to the next, and it writes its figures and a chart. No figure is compared with a
 time."""
@@ -22,8 +23,8 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
                    "--json", str(out))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
     for label in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks",
-                  "run (whole)", "pandas reference", "agrees with the marts", "incremental day run",
-                  "ratio incremental / full", "ratio ingest / typed parse", "ratio full run / pandas reference",
+                  "run (whole)", "pandas reference", "agrees with the marts", "realistic day run",
+                  "stress day run", "ratio realistic day / full run", "ratio stress day / full run", "ratio ingest / typed parse", "ratio full run / pandas reference",
                   "peak resident memory", "load average", "marginal seconds per million lines"):
         assert label in proc.stdout, label
     assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
@@ -35,13 +36,16 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
     steps = {s["name"]: s for s in result["steps"]}
     assert all(s["seconds"] > 0 for s in steps.values())
     for name in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "run (whole)",
-                 "pandas reference", "incremental day run"):
+                 "pandas reference", "realistic day run", "stress day run"):
         assert steps[name]["peak_rss_mb"] > 0 and steps[name]["cpu_seconds"] > 0, name
-    assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] == result["lines"] > 0
+    # the full run loads every file but the realistic day's new responses, held back
+    assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] + result["held_back_lines"] == result["lines"] > 0
+    assert result["held_back_lines"] > 0
     assert steps["typed parse (read_json)"]["rows"] == result["lines"]
     assert steps["ingest"]["note"] == "0 lines checked one by one"  # clean files take the fast path
     assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "typed parse / floor",
-                                     "full run / floor", "incremental / full", "full run / pandas reference"}
+                                     "full run / floor", "realistic day / full run", "stress day / full run",
+                                     "full run / pandas reference"}
     assert result["peak_rss_mb"] > 0 and len(result["load_average"]) == 3
 
     # the growth line: one row per step, a marginal figure between the two scales
@@ -57,7 +61,7 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
         assert name in svg, name
 
     # the day: about 1% of the current answers, four in five updated, one in five deleted
-    day = steps["incremental day run"]
+    day = steps["stress day run"]
     day_file = next((cache / "work" / "extracts" / "question_responses").glob(day["note"]))
     with gzip.open(day_file, "rt") as lines:
         changes = [json.loads(line) for line in lines]
@@ -78,5 +82,5 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
     assert deleted == 0  # the run that followed removed them
 
     # and the run built only what the day changes
-    assert steps["  of which dbt build"]["note"].startswith("only what changed since run")
-    assert steps["  of which dbt build"]["note"].endswith("downstream of question_responses")
+    assert steps["  of which dbt build (stress)"]["note"].startswith("only what changed since run")
+    assert steps["  of which dbt build (stress)"]["note"].endswith("downstream of question_responses")

@@ -1,4 +1,6 @@
-"""fct_question_responses built incrementally equals a full refresh (issue 4).
+"""Incremental builds equal a full refresh (issues 4 and 16).
+
+fct_question_responses (issue 4):
 
 The sample extracts arrive in three batches by interval date, with a `dbt build` after
 each. The batches contain what makes incremental models go wrong: answers corrected (`u`)
@@ -6,19 +8,30 @@ and deleted (`d`) after the batch that created them, responses withdrawn with th
 answers, and files that arrive late, after files with higher `_seq`. Before the last
 build a crosswalk edit unmaps questions whose answers are already built. Then the table
 must equal, row by row, a --full-refresh build of the same data.
+
+The models partitioned by school year (issue 16): a realistic day (the last day of new
+responses of the current school year's window, held back from the first load, and late
+corrections to 0.1% of the year's earlier answers) rebuilds only the current year; a late
+correction to a closed year's answer rebuilds that year, a roster change the years its
+student responded in; after each, every partitioned table equals a full refresh row by
+row. That a year was not recomputed is seen by a marker: one row per year gets a value
+the models never produce; a rebuilt year loses it, a year left alone keeps it.
 """
 
 from __future__ import annotations
 
+import gzip
+import json
 import shutil
 from datetime import datetime
 from pathlib import Path
 
+import duckdb
 import pandas as pd
 import pytest
 
-from conftest import run_cli, warehouse_env
-from orchestrate import contract
+from conftest import change, run_cli, warehouse_env, write_extract
+from orchestrate import bench, contract
 from test_survey_mapping import CROSSWALK, dbt, project_copy, query
 
 FIRST_CUT = datetime(2023, 11, 15)
@@ -142,3 +155,210 @@ def test_incremental_equals_full_refresh(incremental):
     incremental_rows = built[-1]
     assert len(full) == len(incremental_rows) > 10_000
     pd.testing.assert_frame_equal(full.drop(columns=IGNORED), incremental_rows.drop(columns=IGNORED))
+
+
+# The models partitioned by school year, each with a column to mark a row in.
+PARTITIONED = {
+    "intermediate.int_response_items_scored": "substantive_answers",
+    "intermediate.int_response_items_listwise_filtered": "item_score",
+    "intermediate.int_response_topics_scored": "items_answered",
+    "intermediate.int_topic_results_aggregated": "respondents",
+    "intermediate.int_item_results_aggregated": "respondents",
+    "intermediate.int_result_cells_ranked": "respondents",
+    "intermediate.int_result_relations_listed": "respondents",
+    "intermediate.int_result_cells_suppressed": "respondents",
+    "marts.topic_results": "substantive_answers",
+    "marts.item_results": "substantive_answers",
+    "marts.participation": "invited",
+    "marts.benchmarks": "schools",
+    "marts.reliability": "items",
+    "marts.item_reliability": "items",
+    "marts.fct_survey_responses": "questions_answered",
+    "marts.respondents_wide": "items_answered",
+}
+MARK = -7  # no model produces it
+
+
+def put_markers(db: str, years: list[str]) -> dict:
+    """Mark one row of each year in every partitioned table; return what to restore."""
+    con = duckdb.connect(db)
+    try:
+        saved = {}
+        for table, column in PARTITIONED.items():
+            for year in years:
+                row = con.execute(f"select min(rowid) from {table} where school_year = ?", [year]).fetchone()[0]
+                assert row is not None, (table, year)
+                saved[table, year] = con.execute(f"select {column} from {table} where rowid = ?", [row]).fetchone()[0]
+                con.execute(f"update {table} set {column} = {MARK} where rowid = ?", [row])
+        return saved
+    finally:
+        con.close()
+
+
+def marked_years(db: str) -> dict[str, set[str]]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return {table: {y for (y,) in con.execute(f"select distinct school_year from {table} where {column} = {MARK}").fetchall()}
+                for table, column in PARTITIONED.items()}
+    finally:
+        con.close()
+
+
+def clear_markers(db: str, saved: dict) -> None:
+    con = duckdb.connect(db)
+    try:
+        for (table, year), value in saved.items():
+            column = PARTITIONED[table]
+            con.execute(f"update {table} set {column} = ? where {column} = {MARK} and school_year = ?", [value, year])
+    finally:
+        con.close()
+
+
+def partitioned_tables(db: str) -> dict[str, pd.DataFrame]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        out = {}
+        for table in PARTITIONED:
+            df = con.execute(f"select * from {table}").df()
+            out[table] = df.sort_values(list(df.columns)).reset_index(drop=True)
+        return out
+    finally:
+        con.close()
+
+
+def assert_equals_full_refresh(project: Path, env: dict[str, str], folder: Path) -> None:
+    """Every partitioned table equals, row by row, a --full-refresh of a copy of the warehouse."""
+    full_env = warehouse_env(folder)
+    folder.mkdir(parents=True)
+    shutil.copy2(env["DBT_DUCKDB_PATH"], full_env["DBT_DUCKDB_PATH"])
+    years = sorted(query(full_env["DBT_DUCKDB_PATH"], "select distinct school_year from marts.topic_results").school_year)
+    put_markers(full_env["DBT_DUCKDB_PATH"], years)
+    proc = dbt(project, full_env, "run", "--full-refresh", "--select",
+               *[t.split(".")[1] for t in PARTITIONED])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert all(not marked for marked in marked_years(full_env["DBT_DUCKDB_PATH"]).values()), \
+        "--full-refresh rebuilds every year"
+    incremental, full = partitioned_tables(env["DBT_DUCKDB_PATH"]), partitioned_tables(full_env["DBT_DUCKDB_PATH"])
+    for table in PARTITIONED:
+        assert len(full[table]) > 0, table
+        pd.testing.assert_frame_equal(incremental[table], full[table], check_exact=False, rtol=1e-12, obj=table)
+
+
+def years_of_responses(db: str, response_ids: set[str]) -> set[str]:
+    df = query(db, "select response_id, school_year from intermediate.int_survey_responses_enriched")
+    return set(df[df.response_id.isin(response_ids)].school_year)
+
+
+@pytest.fixture(scope="module")
+def realistic_day(sample_extracts, tmp_path_factory):
+    folder = tmp_path_factory.mktemp("realistic_day")
+    env = warehouse_env(folder)
+    db = env["DBT_DUCKDB_PATH"]
+    project = project_copy(folder)
+    arrivals = folder / "arrivals"
+    files = bench.extract_files(sample_extracts)
+    held = bench.realistic_day_files(files)
+    deliver([p for p in files if p not in held], arrivals)
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    proc = dbt(project, env, "build")
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    years = sorted(query(db, "select distinct school_year from marts.topic_results").school_year)
+    saved = put_markers(db, years)
+
+    deliver(held, arrivals)
+    con = duckdb.connect(db)
+    try:
+        corrections = bench.write_next_day(con, arrivals, share=0.001, current_year_only=True, pending=held)
+    finally:
+        con.close()
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    # `run`, not `build`: the markers left in closed years would fail their data tests
+    proc = dbt(project, env, "run")
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    rebuilt = marked_years(db)
+    clear_markers(db, saved)
+    return env, project, folder, arrivals, years, held, corrections, rebuilt
+
+
+def test_realistic_day_changes_only_the_current_year(realistic_day):
+    env, _, _, _, years, held, corrections, _ = realistic_day
+    db = env["DBT_DUCKDB_PATH"]
+    changed = set()
+    for path in held + [corrections]:
+        with gzip.open(path, "rt") as lines:
+            changed |= {json.loads(line)["response_id"] for line in lines if line.strip()}
+    new = [p for p in held if p.parent.name == "survey_responses"]
+    assert new and any(json.loads(line)["_op"] == "c" for p in new for line in gzip.open(p, "rt"))
+    with gzip.open(corrections, "rt") as lines:
+        assert sum(1 for _ in lines) > 0, "some earlier answers are corrected"
+    assert years_of_responses(db, changed) == {years[-1]}, "the day touches the current year only"
+
+
+def test_realistic_day_recomputes_no_closed_year(realistic_day):
+    _, _, _, _, years, _, _, rebuilt = realistic_day
+    for table, marked in rebuilt.items():
+        assert marked == set(years[:-1]), f"{table}: closed years keep their rows, the current year is rebuilt"
+
+
+def test_realistic_day_equals_full_refresh(realistic_day):
+    env, project, folder, _, _, _, _, _ = realistic_day
+    assert_equals_full_refresh(project, env, folder / "full_after_day")
+
+
+def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_day):
+    env, project, folder, arrivals, years, _, _, _ = realistic_day
+    db = env["DBT_DUCKDB_PATH"]
+    oldest, middle = years[0], years[1]
+    seq = int(query(db, "select max(_seq) as s from raw.question_responses").s[0]) + 1
+    # a late correction to one answer of the oldest (closed) year
+    answer = query(db, f"""
+        select a.response_id, a.question_id, a.option_value from intermediate.int_question_responses_scored as a
+        inner join intermediate.int_survey_responses_enriched as r on a.response_id = r.response_id
+        where r.school_year = '{oldest}' and a.is_substantive order by 1, 2 limit 1""").iloc[0]
+    write_extract(arrivals, "question_responses", datetime(2025, 7, 1), [change(
+        "u", seq, "2025-07-01T09:00:00.000Z", response_id=answer.response_id, question_id=answer.question_id,
+        value=1 if answer.option_value != 1 else 2)])
+    saved = put_markers(db, years)
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    proc = dbt(project, env, "run")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for table, marked in marked_years(db).items():
+        assert marked == set(years) - {oldest}, f"{table}: only {oldest} is rebuilt"
+    clear_markers(db, saved)
+
+    # a roster change (gender) of a student who responded in the middle year only
+    student = query(db, f"""
+        select student_id from intermediate.int_survey_responses_enriched where student_id is not null
+        group by student_id having min(school_year) = '{middle}' and max(school_year) = '{middle}'
+        order by 1 limit 1""").student_id[0]
+    latest = query(db, f"""select _source_file, _source_line from raw.students
+                           where student_id = '{student}' order by _seq desc limit 1""").iloc[0]
+    with gzip.open(arrivals / "students" / latest._source_file, "rt") as lines:
+        roster = json.loads(lines.readlines()[int(latest._source_line) - 1])
+    assert roster["student_id"] == student
+    roster = {k: v for k, v in roster.items() if not k.startswith("_")}
+    roster["gender"] = "F" if roster.get("gender") != "F" else "M"
+    student_seq = int(query(db, "select max(_seq) as s from raw.students").s[0]) + 1
+    write_extract(arrivals, "students", datetime(2025, 7, 2), [change("u", student_seq, "2025-07-02T09:00:00.000Z", **roster)])
+    saved = put_markers(db, years)
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    proc = dbt(project, env, "run")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for table, marked in marked_years(db).items():
+        assert marked == set(years) - {middle}, f"{table}: only {middle}, when the student responded, is rebuilt"
+    clear_markers(db, saved)
+    assert_equals_full_refresh(project, env, folder / "full_after_corrections")
+
+
+def test_project_changes_rebuild_incremental_models_in_full():
+    """A project change is not applied to the changed school years only: the orchestrator
+    builds it with --full-refresh (a build of new files alone stays incremental)."""
+    from orchestrate import scope
+
+    data_only = {"kind": "changed", "select": ["source:replica.question_responses+"], "state": "kept",
+                 "unit_tests": False, "modified": []}
+    assert "--full-refresh" not in scope.dbt_args(data_only, {})
+    project = {**data_only, "select": ["state:modified+", "source:replica.question_responses+"],
+               "unit_tests": True, "modified": ["int_response_items_scored"]}
+    assert "--full-refresh" in scope.dbt_args(project, {})
+    assert "--full-refresh" in scope.dbt_args({"kind": "all"}, {})  # e.g. the environment fingerprint changed

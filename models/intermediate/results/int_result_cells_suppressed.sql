@@ -1,3 +1,4 @@
+{{ school_year_partitioned() }}
 {#-
   Which result cells are suppressed, and why (suppression_reason):
   - primary: fewer than var('min_reporting_n') respondents (default 10);
@@ -18,14 +19,19 @@
 -#}
 {%- set passes = [var('suppression_passes') | int, 1] | max -%}
 
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 cells as (
     select * from {{ ref('int_result_cells_ranked') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 memberships as (
     select * from {{ ref('int_result_relations_listed') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 suppressed_0 as (

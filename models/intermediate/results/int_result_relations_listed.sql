@@ -1,3 +1,4 @@
+{{ school_year_partitioned() }}
 {#-
   The linear relations between published result cells that an attacker could subtract
   along, one row per relation and member cell (is_total: the relation's total; the
@@ -22,10 +23,14 @@
   A relation is named by its total and its kind: relation_id = 10 * the total's cell_id
   + 1..6 (subgroup, by category), 7 (level) or 8 (item); only relations with parts exist.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 cells as (
     select * from {{ ref('int_result_cells_ranked') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 subgroup_parts as (
@@ -39,6 +44,7 @@ subgroup_parts as (
             when 'econ_disadvantaged' then 6
         end as relation_id,
         'subgroup' as relation_kind,
+        totals.school_year,
         parts.cell_id,
         totals.cell_id as total_cell_id,
         totals.respondents as total_respondents,
@@ -61,6 +67,7 @@ level_parts as (
     select
         10 * totals.cell_id + 7 as relation_id,
         'level' as relation_kind,
+        totals.school_year,
         parts.cell_id,
         totals.cell_id as total_cell_id,
         totals.respondents as total_respondents,
@@ -84,6 +91,7 @@ item_parts as (
     select
         10 * totals.cell_id + 8 as relation_id,
         'item' as relation_kind,
+        totals.school_year,
         parts.cell_id,
         totals.cell_id as total_cell_id,
         totals.respondents as total_respondents,
@@ -114,6 +122,7 @@ totals as (
     select distinct
         relation_id,
         relation_kind,
+        school_year,
         total_cell_id as cell_id,
         total_respondents as respondents
     from parts
@@ -125,7 +134,8 @@ final as (
         relation_kind,
         cell_id,
         false as is_total,
-        respondents
+        respondents,
+        school_year
     from parts
     union all
     select
@@ -133,7 +143,8 @@ final as (
         relation_kind,
         cell_id,
         true as is_total,
-        respondents
+        respondents,
+        school_year
     from totals
 )
 

@@ -1,13 +1,18 @@
+{{ school_year_partitioned() }}
 {#-
   Topic results before any suppression: one row per school year, respondent type,
   reporting level, entity, topic and subgroup, with every number the mart publishes.
   Not for readers: topic_results publishes these numbers only where
   int_result_cells_suppressed allows.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 respondent_topics as (
     select * from {{ ref('int_response_topics_scored') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 subgroups as (

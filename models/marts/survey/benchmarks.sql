@@ -1,3 +1,4 @@
+{{ school_year_partitioned() }}
 {#-
   Percentiles of school-level percent favorable (subgroup all) among schools whose
   topic_results row is published (neither primary nor complementary suppression), per
@@ -5,6 +6,9 @@
   null) only where at least var('benchmark_min_schools') schools from at least
   var('benchmark_min_districts') districts contribute.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 school_results as (
@@ -18,6 +22,7 @@ school_results as (
     where reporting_level = 'school'
         and subgroup_category = 'all'
         and not is_suppressed
+        and {{ in_changed_school_years('school_year') }}
 ),
 
 schools as (

@@ -1,8 +1,12 @@
+{{ school_year_partitioned() }}
 {#-
   Per item of a topic, over the same listwise respondents as reliability: the corrected
   item-total correlation (the item against the sum of the topic's other items) and
   Cronbach's alpha of the topic without the item.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 listwise as (
@@ -15,6 +19,7 @@ listwise as (
         item_score,
         total_score - item_score as rest_score
     from {{ ref('int_response_items_listwise_filtered') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 item_statistics as (

@@ -1,3 +1,7 @@
+{{ school_year_partitioned() }}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 surveys as (
@@ -7,6 +11,7 @@ surveys as (
         respondent_type,
         school_year
     from {{ ref('stg_replica__surveys') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 invitations as (
@@ -25,6 +30,7 @@ responses as (
         count(*) as responded,
         count(case when is_complete then 1 end) as completed
     from {{ ref('fct_survey_responses') }}
+    where {{ in_changed_school_years('school_year') }}
     group by survey_id, school_id
 ),
 

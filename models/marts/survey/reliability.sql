@@ -1,12 +1,17 @@
+{{ school_year_partitioned() }}
 {#-
   Cronbach's alpha per school year, respondent type and topic, pooled over every
   district: k / (k - 1) * (1 - sum of item variances / variance of the total score),
   sample variances, over the respondents who answered every item of the topic.
 -#}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 listwise as (
     select * from {{ ref('int_response_items_listwise_filtered') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 item_variances as (

@@ -1,12 +1,18 @@
+{{ school_year_partitioned() }}
+-- Partitioned by school year (macros/survey/school_year_partitions.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 results as (
     select * from {{ ref('int_topic_results_aggregated') }}
+    where {{ in_changed_school_years('school_year') }}
 ),
 
 suppression as (
     select * from {{ ref('int_result_cells_suppressed') }}
-    where result_kind = 'topic'
+    where {{ in_changed_school_years('school_year') }}
+        and result_kind = 'topic'
 ),
 
 final as (

@@ -1,0 +1,148 @@
+{#-
+  Models partitioned by school year (the per-response tables downstream of
+  int_question_responses_scored and the results chain). On an incremental run such a
+  model rebuilds only the school years whose inputs changed, and replaces each of them
+  whole: its pre-hooks delete every row of those years, its query selects them again and
+  dbt appends the rows (incremental_strategy append), so a year that ends with no rows is
+  emptied too. Its config:
+
+    materialized='incremental', incremental_strategy='append', on_schema_change='fail',
+    tmp_relation_type=incremental_tmp_relation_type(),
+    pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+    post_hook="{{ school_year_build_finished() }}"
+
+  and its query filters its inputs with in_changed_school_years('<school_year column>')
+  (true on a full build). It reads `-- depends_on:` int_school_year_builds and
+  int_ingested_files_school_years.
+
+  Which years changed, for this model: the years of the files loaded into the warehouse
+  (ingest ledger, loaded_at) after the ledger high-water its last successful build went
+  through, up to the high-water this build started from (int_ingested_files_school_years
+  says which years a file touches; a file it has not mapped counts as every year).
+  Each model keeps its own high-water (int_school_year_builds), advanced by its post-hook
+  only after its rows are in: a build that fails, or is not selected, leaves the model's
+  high-water where it was and the next build rebuilds every year since. A model without
+  a recorded high-water rebuilds every year. Rows whose school_year is null form the
+  partition ''. Project changes (a model, seed or macro edited) are not data: the
+  orchestrator builds them with --full-refresh (orchestrate/scope.py, dbt_args).
+-#}
+
+{#- The build log, as a plain relation: `dbt run --empty` renders a ref as an empty
+    subquery, which cannot be inserted into. -#}
+{% macro school_year_builds() -%}
+    {%- set builds = ref('int_school_year_builds') -%}
+    {{ return(api.Relation.create(database=builds.database, schema=builds.schema, identifier=builds.identifier)) }}
+{%- endmacro %}
+
+{#- Whether the build log is this target's own: a build that defers to another warehouse
+    (pr-check's pr_* schemas read production's unchanged models) neither writes into
+    production's log nor trusts it; it rebuilds every year. -#}
+{% macro school_year_builds_are_ours() -%}
+    {%- set builds = ref('int_school_year_builds') -%}
+    {{ return((builds.database | lower) == (this.database | lower)
+              and (builds.schema | lower) == (generate_schema_name('intermediate', none) | trim | lower)) }}
+{%- endmacro %}
+
+{#- The name a model's builds are logged under: its schema and table, so that a build of
+    the same model into other schemas (pr-check's pr_*) never stands for this one. -#}
+{% macro school_year_build_name() -%}
+    {{ return(this.schema ~ '.' ~ this.identifier) }}
+{%- endmacro %}
+
+{% macro school_year_build_started() -%}
+    {%- if not school_year_builds_are_ours() %}{{ return('') }}{% endif -%}
+    insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
+    select
+        '{{ school_year_build_name() }}',
+        '{{ invocation_id }}',
+        max(loaded_at),
+        false
+    from {{ source('replica', 'ingest_ledger') }}
+{%- endmacro %}
+
+{% macro school_year_build_finished() -%}
+    {%- if flags.EMPTY or not school_year_builds_are_ours() %}{{ return('') }}{% endif -%}
+    insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
+    select
+        model_name,
+        invocation_id,
+        ingested_through,
+        true
+    from {{ school_year_builds() }}
+    where model_name = '{{ school_year_build_name() }}'
+        and invocation_id = '{{ invocation_id }}'
+        and not is_built
+{%- endmacro %}
+
+{#- The school years this build of the model rebuilds: '*' for every year. -#}
+{% macro changed_school_years() -%}
+    {%- if not school_year_builds_are_ours() -%}
+    select '*' as school_year
+    {%- else -%}
+    select distinct
+        case when mapped.file_name is null then '*' else mapped.school_year end as school_year
+    from {{ source('replica', 'ingest_ledger') }} as ledger
+    inner join (
+        select
+            max(case when is_built then ingested_through end) as built_through,
+            max(case when invocation_id = '{{ invocation_id }}' and not is_built then ingested_through end)
+                as building_through
+        from {{ ref('int_school_year_builds') }}
+        where model_name = '{{ school_year_build_name() }}'
+    ) as build_window
+        on ledger.loaded_at > build_window.built_through
+        and ledger.loaded_at <= build_window.building_through
+    left join {{ ref('int_ingested_files_school_years') }} as mapped
+        on ledger.file_name = mapped.file_name
+    where mapped.file_name is null or mapped.school_year is not null
+
+    union all
+
+    select '*' as school_year
+    from {{ ref('int_school_year_builds') }}
+    where model_name = '{{ school_year_build_name() }}'
+    having max(case when is_built then ingested_through end) is null
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A filter: the row's school year is rebuilt by this build (always true on a full build). -#}
+{% macro in_changed_school_years(school_year) -%}
+    {%- if is_incremental() -%}
+        (
+            coalesce({{ school_year }}, '') in ({{ changed_school_years() }})
+            or '*' in ({{ changed_school_years() }})
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Not under `dbt run --empty`, which reads no rows: it neither deletes a year nor
+    counts as a build (school_year_build_finished). -#}
+{% macro delete_changed_school_years() -%}
+    {%- if is_incremental() and not flags.EMPTY -%}
+        delete from {{ this }} where {{ in_changed_school_years('school_year') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#-
+  The school year as a number (2024 for '2024-25'; 0 when it does not start with four
+  digits): int_result_cells_ranked numbers its cells within each year after it, so that
+  cell ids stay unique across years that are built at different times (two years that
+  are not numbers would share ids, and its unique test would fail).
+-#}
+{% macro school_year_number(school_year) -%}
+    coalesce(try_cast(substr({{ school_year }}, 1, 4) as bigint), 0)
+{%- endmacro %}
+
+{#- The config of a model partitioned by school year (see the top of this file). -#}
+{% macro school_year_partitioned() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    ) }}
+{%- endmacro %}
