@@ -84,3 +84,13 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
     # and the run built only what the day changes
     assert steps["  of which dbt build (stress)"]["note"].startswith("only what changed since run")
     assert steps["  of which dbt build (stress)"]["note"].endswith("downstream of question_responses")
+
+
+def test_json_may_name_a_folder_and_the_figures_go_into_it(tmp_path):
+    """`--json DIR` (the help says "default reports/") writes bench_scale_<S>.json in that
+    folder; decided before the benchmark runs, not found to be a folder at its end."""
+    from orchestrate.bench import output_path
+
+    assert output_path(tmp_path, [1.0, 10.0]) == tmp_path / "bench_scale_1_10.json"
+    assert output_path(tmp_path / "figures.json", [30.0]) == tmp_path / "figures.json"
+    assert output_path(None, [3.0]).name == "bench_scale_3.json"
