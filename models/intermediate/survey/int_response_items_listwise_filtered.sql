@@ -1,12 +1,8 @@
-{{ school_year_partitioned() }}
 {#-
   The respondents reliability is computed over: for each school year, respondent type
   and topic, the responses that answered every item of the topic (listwise), with each
   item score and the response's total score on the topic.
 -#}
--- Partitioned by school year (macros/survey/school_year_partitions.sql):
--- depends_on: {{ ref('int_school_year_builds') }}
--- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 items as (
@@ -18,7 +14,6 @@ items as (
         canonical_item_id,
         item_score
     from {{ ref('int_response_items_scored') }}
-    where {{ in_changed_school_years('school_year') }}
 ),
 
 topic_sizes as (

@@ -1,12 +1,8 @@
-{{ school_year_partitioned() }}
 {#-
   One row per response and canonical item the respondent answered substantively, with
   the response's attributes. item_score is the scored value (the mean, should one form
   ask the same item twice).
 -#}
--- Partitioned by school year (macros/survey/school_year_partitions.sql):
--- depends_on: {{ ref('int_school_year_builds') }}
--- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 answers as (
@@ -30,7 +26,6 @@ responses as (
         school_year
     from {{ ref('int_survey_responses_enriched') }}
     where school_year is not null
-        and {{ in_changed_school_years('school_year') }}
 ),
 
 final as (

@@ -1,18 +1,13 @@
-{{ school_year_partitioned() }}
 {#-
   One row per response and topic the respondent answered at least one item of
   substantively. topic_score is the mean of the respondent's item scores on the topic
   when at least half of the topic's items (all of its items in the item bank) were
   answered, else null.
 -#}
--- Partitioned by school year (macros/survey/school_year_partitions.sql):
--- depends_on: {{ ref('int_school_year_builds') }}
--- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 items as (
     select * from {{ ref('int_response_items_scored') }}
-    where {{ in_changed_school_years('school_year') }}
 ),
 
 topic_sizes as (

@@ -1,25 +1,16 @@
-{{ school_year_partitioned() }}
--- Partitioned by school year (macros/survey/school_year_partitions.sql):
--- depends_on: {{ ref('int_school_year_builds') }}
--- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 responses as (
     select * from {{ ref('int_survey_responses_enriched') }}
-    where {{ in_changed_school_years('school_year') }}
 ),
 
 answer_counts as (
     select
-        answers.response_id,
-        count(answers.answer_value) as questions_answered,
-        count(distinct case when answers.is_substantive then answers.canonical_item_id end) as items_answered
-    from {{ ref('int_question_responses_scored') }} as answers
-    {% if is_incremental() -%}
-        inner join responses
-            on answers.response_id = responses.response_id
-    {%- endif %}
-    group by answers.response_id
+        response_id,
+        count(answer_value) as questions_answered,
+        count(distinct case when is_substantive then canonical_item_id end) as items_answered
+    from {{ ref('int_question_responses_scored') }}
+    group by response_id
 ),
 
 final as (

@@ -1,4 +1,3 @@
-{{ school_year_partitioned() }}
 {#-
   One row per response for notebooks: who responded (student attributes when the
   response is linked to a student) and one score column per topic of the item bank
@@ -7,14 +6,10 @@
   its column here: the test assert_respondents_wide_has_every_topic says so. Scores are
   cast to double, the type the contract (yml) gives them on every engine.
 -#}
--- Partitioned by school year (macros/survey/school_year_partitions.sql):
--- depends_on: {{ ref('int_school_year_builds') }}
--- depends_on: {{ ref('int_ingested_files_school_years') }}
 with
 
 responses as (
     select * from {{ ref('fct_survey_responses') }}
-    where {{ in_changed_school_years('school_year') }}
 ),
 
 students as (
@@ -51,7 +46,6 @@ topic_scores as (
         cast(max(case when topic_id = 'fam_communication' then topic_score end) as double) as fam_communication_score,
         cast(max(case when topic_id = 'fam_welcome' then topic_score end) as double) as fam_welcome_score
     from {{ ref('int_response_topics_scored') }}
-    where {{ in_changed_school_years('school_year') }}
     group by response_id
 ),
 
