@@ -560,6 +560,7 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import NullFormatter
 
     results = sorted(results, key=lambda r: r.scale)
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5))
@@ -579,6 +580,8 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
         axis.grid(True, alpha=0.3)
         if len(x) > 1 and min(x) > 0:
             axis.set_xscale("log")
+            axis.set_xticks(x, [f"{v:.3g}" for v in x])  # the scales' line counts, not 2x10^0
+            axis.xaxis.set_minor_formatter(NullFormatter())
     time_axis.set_yscale("log")
     memory_axis.axhline(4, color="grey", linewidth=0.8)
     memory_axis.text(min(x), 4, " 4 GB", va="bottom", color="grey")

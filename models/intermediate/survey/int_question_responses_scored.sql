@@ -177,13 +177,6 @@ answers as (
     select * from {{ ref('stg_replica__question_responses') }}
 ),
 
-keys_to_rebuild as (
-    select
-        response_id,
-        question_id
-    from answers
-),
-
 {% endif %}
 
 responses as (
@@ -319,32 +312,52 @@ scored as (
     from classified
 ),
 
--- Every rebuilt key: its scored answer, or a tombstone when it has none any more.
-final as (
+-- Every rebuilt key: its scored answer, or a tombstone when it has none any more. A full
+-- build has no tombstones to write (nothing to replace): it takes the scored answers as
+-- they are, without joining 10 M keys back to them (EXPLAIN ANALYZE at scale 10: 5.4 s).
+{% if is_incremental() %}
+rebuilt as (
     select
-        keys_to_rebuild.response_id,
-        keys_to_rebuild.question_id,
-        scored.survey_id,
-        scored.canonical_item_id,
-        scored.topic_id,
-        scored.mapping_method,
-        scored.answer_value,
-        scored.option_value,
-        scored.option_label,
-        scored.answered_by,
-        scored.is_substantive,
-        scored.non_substantive_reason,
-        scored.scored_value,
-        case when scored.is_substantive then scored.scored_value >= scored.favorable_threshold end as is_favorable,
-        scored.change_seq as answer_change_seq,
-        scored.mapping_fingerprint,
-        ingest_high_water.ingested_through,
-        scored.response_id is null as is_deleted
+        keys_to_rebuild.response_id as rebuilt_response_id,
+        keys_to_rebuild.question_id as rebuilt_question_id,
+        scored.*
     from keys_to_rebuild
-    cross join ingest_high_water
     left join scored
         on keys_to_rebuild.response_id = scored.response_id
         and keys_to_rebuild.question_id = scored.question_id
+),
+{% else %}
+rebuilt as (
+    select
+        response_id as rebuilt_response_id,
+        question_id as rebuilt_question_id,
+        *
+    from scored
+),
+{% endif %}
+
+final as (
+    select
+        rebuilt.rebuilt_response_id as response_id,
+        rebuilt.rebuilt_question_id as question_id,
+        rebuilt.survey_id,
+        rebuilt.canonical_item_id,
+        rebuilt.topic_id,
+        rebuilt.mapping_method,
+        rebuilt.answer_value,
+        rebuilt.option_value,
+        rebuilt.option_label,
+        rebuilt.answered_by,
+        rebuilt.is_substantive,
+        rebuilt.non_substantive_reason,
+        rebuilt.scored_value,
+        case when rebuilt.is_substantive then rebuilt.scored_value >= rebuilt.favorable_threshold end as is_favorable,
+        rebuilt.change_seq as answer_change_seq,
+        rebuilt.mapping_fingerprint,
+        ingest_high_water.ingested_through,
+        rebuilt.response_id is null as is_deleted
+    from rebuilt
+    cross join ingest_high_water
 )
 
 select * from final

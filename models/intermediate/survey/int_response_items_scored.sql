@@ -2,6 +2,10 @@
   One row per response and canonical item the respondent answered substantively, with
   the response's attributes. item_score is the scored value (the mean, should one form
   ask the same item twice).
+  Answers are reduced to one row per response and item first, on that narrow key, and
+  the response's attributes joined after: grouping the 9 M answers of scale 10 on the
+  response's eight columns took twice as long (EXPLAIN ANALYZE: 6.9 s in the hash
+  aggregate).
 -#}
 with
 
@@ -28,31 +32,37 @@ responses as (
     where school_year is not null
 ),
 
+items as (
+    select
+        response_id,
+        topic_id,
+        canonical_item_id,
+        avg(cast(scored_value as double)) as item_score,
+        count(*) as substantive_answers,
+        count(case when is_favorable then 1 end) as favorable_answers
+    from answers
+    group by
+        response_id,
+        topic_id,
+        canonical_item_id
+),
+
 final as (
     select
-        answers.response_id,
+        items.response_id,
         responses.survey_id,
         responses.school_id,
         responses.district_id,
         responses.respondent_type,
         responses.school_year,
-        answers.topic_id,
-        answers.canonical_item_id,
-        avg(cast(answers.scored_value as double)) as item_score,
-        count(*) as substantive_answers,
-        count(case when answers.is_favorable then 1 end) as favorable_answers
-    from answers
+        items.topic_id,
+        items.canonical_item_id,
+        items.item_score,
+        items.substantive_answers,
+        items.favorable_answers
+    from items
     inner join responses
-        on answers.response_id = responses.response_id
-    group by
-        answers.response_id,
-        responses.survey_id,
-        responses.school_id,
-        responses.district_id,
-        responses.respondent_type,
-        responses.school_year,
-        answers.topic_id,
-        answers.canonical_item_id
+        on items.response_id = responses.response_id
 )
 
 select * from final
