@@ -76,6 +76,15 @@ def line_reader(files_sql: str, with_filename: bool = False, max_line_size: int 
 # and one statement over many of them costs far less than one statement each.
 DEFAULT_BATCH_BYTES = 64_000_000
 
+# A batch's lines as judged, before they are loaded: in an in-memory database of the
+# process (shared by its connections, so the files of a batch are judged on every core).
+WORK = "ingest_work"
+CHECKED = f"{WORK}.checked"
+CHECKED_COLUMNS = (
+    "source_file varchar, batch_n bigint, line_no bigint, line_bytes bigint, reason varchar, "
+    "bad_line varchar, ts timestamp, extra json, careful boolean, line varchar"
+)
+
 
 class IngestRefused(UserError):
     """The batch breaks the contract in a way that must not be loaded."""
@@ -177,18 +186,20 @@ class Examined:
     content_sha256: str | None = None
     longest_line: int = 0  # bytes; exact when longer than CHUNK, which is all that matters
     problem: str | None = None
+    lines: int = 0  # as a line reader sees them: a last line without its newline counts
 
 
 def read_to_end(path: Path) -> Examined:
     """Decompress the file once, streaming: hash its bytes and its uncompressed lines and
     check that its gzip stream (or streams: gzip allows several members) ends cleanly."""
     raw, content = hashlib.sha256(), hashlib.sha256()
-    size, line, longest = 0, 0, 0
+    size, line, longest, newlines = 0, 0, 0, 0
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip format only
 
     def take(piece: bytes) -> None:
-        nonlocal line, longest
+        nonlocal line, longest, newlines
         content.update(piece)
+        newlines += piece.count(b"\n")
         first = piece.find(b"\n")
         if first < 0:
             line += len(piece)
@@ -216,7 +227,8 @@ def read_to_end(path: Path) -> Examined:
         return Examined(raw.hexdigest(), problem=(
             f"the file ends before the end of its gzip stream, after {size:,} bytes "
             "(a copy cut short, or still being written under its final name)"))
-    return Examined(raw.hexdigest(), content.hexdigest(), max(longest, line))
+    return Examined(raw.hexdigest(), content.hexdigest(), max(longest, line),
+                    lines=newlines + (1 if line else 0))
 
 
 def examine(path: Path, loaded: tuple[str, str | None] | None) -> Examined:
@@ -320,7 +332,7 @@ def _json_path(column: str) -> str:
     return f"'$.\"{column}\"'"
 
 
-def _lines_sql(paths: list[Path], longest_line: int = 0) -> str:
+def _lines_sql(paths: list[Path], longest_line: int = 0, offset: int = 0) -> str:
     """The batch's lines in file order, numbered across the batch. Numbering needs one
     ordered pass (DuckDB keeps the files' order and each file's line order); everything
     after it runs on every core. A batch with lines longer than read_csv's default limit
@@ -328,7 +340,7 @@ def _lines_sql(paths: list[Path], longest_line: int = 0) -> str:
     files = "[" + ", ".join(_quote(p) for p in paths) + "]"
     limit = longest_line + 1024 if longest_line + 1024 > DEFAULT_MAX_LINE_SIZE else None
     return (
-        "select filename, ordinality::bigint as n, line "
+        f"select filename, ordinality::bigint + {int(offset)} as n, line "
         f"from {line_reader(files, with_filename=True, max_line_size=limit)} with ordinality"
     )
 
@@ -379,79 +391,124 @@ def _accepted(kind: str) -> str:
     return "[" + ", ".join(f"'{t}'" for t in contract.ACCEPTED_JSON_TYPES[kind]) + "]"
 
 
-def _parsed_lines_sql(table: Table) -> str:
-    """Every line of temp table _lines numbered in its file and parsed: the JSON kinds of
-    the contract's keys (json_type; SQL null: absent, 'NULL': null), the line's keys, the
-    record (_record_types) and its `_ts` read. A line that is not a JSON object parses
-    to nulls."""
-    known, _ = _known(table)
-    paths = "[" + ", ".join(_json_path(k) for k in known) + "]"
-    record = "{" + ", ".join(f'"{k}": "{t}"' for k, t in _record_types(table).items()) + "}"
+def _unquoted_sql(fragment: str) -> str:
+    """A JSON string as from_json() writes it, as text: escapes decoded only when it has any."""
+    return (f"(case when contains({fragment}, '\\') then {fragment} ->> '$' "
+            f"else ({fragment}::varchar)[2:-2] end)")
+
+
+def _fragment_sql(fragment: str, kind: str) -> tuple[str, str]:
+    """For a JSON value as from_json() writes it (minified: its first character tells its
+    kind; SQL null when absent or null), whether it is a kind `kind` accepts (as
+    contract.ACCEPTED_JSON_TYPES, an integer within BIGINT) and, if so, its text as
+    from_json() reads it into VARCHAR (OPTIONS: the JSON itself). No value is parsed again."""
+    f = fragment
+    is_string = f"starts_with({f}, '\"')"
+    is_integer = (f"(try_cast({f}::varchar as bigint) is not null "
+                  f"and not (contains({f}, '.') or contains({f}, 'e') or contains({f}, 'E')))")
+    is_number = f"try_cast({f}::varchar as double) is not null"
+    either = f"(case when {is_string} then {_unquoted_sql(f)} else {f}::varchar end)"
+    return {
+        contract.STRING: (is_string, _unquoted_sql(f)),
+        contract.INTEGER: (is_integer, f"{f}::varchar"),
+        contract.NUMBER: (is_number, f"{f}::varchar"),
+        contract.FLAG: (f"({is_string} or {f}::varchar in ('true', 'false') or {is_integer})", either),
+        contract.SCALAR: (f"({is_string} or {is_number})", either),
+        contract.OPTIONS: (f"starts_with({f}, '[')", f),
+    }[kind]
+
+
+def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[str, int]],
+                    fast_path: bool = True) -> str:
+    """Every line of the batch, read once and parsed once, as temp table _checked's rows.
+
+    Each line is parsed by one from_json() into its contract keys' JSON values; their kinds
+    come from each value's first character. A line is clean when it is a JSON object whose
+    contract keys each hold a kind the contract accepts, with a known _op, an integer _seq,
+    a readable _ts and every primary key a string: the careful path's checks as one
+    condition (stricter where that is simpler: kinds are checked on deletes too, an integer
+    beyond BIGINT is left to the careful path). A clean line's record is the one the careful
+    path would load. Whether a line has keys the contract does not list is known without a
+    second parse when the line is exactly its contract keys, minified, in contract order
+    (as the platform writes them); any other line's keys are listed. Lines that are not
+    clean (all lines without `fast_path`) keep their text for the careful path.
+    `first_lines`: for each file's path as the line reader names it, its name and its first
+    batch line number minus one (from the examined line counts): line numbers need no
+    second pass."""
+    known, known_list = _known(table)
+    record = "{" + ", ".join(f'"{k}": "JSON"' for k in known) + "}"
+    files = ", ".join(f"({_quote(Path(path))}, '{name}', {first})"
+                      for path, (name, first) in first_lines.items())
+    types = _record_types(table)
+    struct = ", ".join(f'"{k}" {t}' for k, t in types.items())
+
+    def v(key: str) -> str:
+        return f"j.\"{key}\""
+
+    checks = [
+        "j is not null",
+        f"{v('_op')} in ('\"c\"', '\"u\"', '\"d\"')",
+        f"starts_with({v('_ts')}, '\"')",
+        "ts is not null",
+        _fragment_sql(v('_seq'), contract.INTEGER)[0],
+    ]
+    texts = {"_op": _unquoted_sql(v("_op")), "_ts": _unquoted_sql(v("_ts")), "_seq": f"{v('_seq')}::varchar"}
+    for col, kind in table.columns.items():
+        accepted, texts[col] = _fragment_sql(v(col), kind)
+        if col in table.primary_key:
+            checks.append(f"starts_with({v(col)}, '\"')")
+        else:
+            checks.append(f"({v(col)} is null or {accepted})")
+    clean = "\n        and ".join(f"coalesce({c}, false)" for c in checks) if fast_path else "false"
+    rec = ", ".join(f'"{k}" := {texts[k]}' for k in known)
+    minified = "'{' || concat_ws(',', " + ", ".join(
+        f"""'"{k}":' || coalesce({v(k)}::varchar, 'null')""" for k in known) + ") || '}'"
     return f"""
-    with files as (
-      select filename, min(n) - 1 as first_n, regexp_extract(filename, '[^/]+$') as source_file
-      from _lines
-      group by filename
-    ),
-    parsed as (
+    with numbered as (
       select
         f.source_file,
         l.n as batch_n,
         l.n - f.first_n as line_no,
-        coalesce(strlen(l.line), 0) + 1 as line_bytes,
-        try(json_type(l.line, {paths})) as types,
-        try(json_keys(l.line)) as keys,
-        try(from_json(l.line, '{record}')) as rec
-      from _lines as l
-      inner join files as f on l.filename = f.filename
+        l.line
+      from ({lines_sql}) as l
+      inner join (values {files}) as f (filename, source_file, first_n)
+        on l.filename = f.filename
+    ),
+    parsed as (
+      select *, try(from_json(line, '{record}')) as j
+      from numbered
+    ),
+    timed as (
+      select *, {_timestamp_sql(texts['_ts'])} as ts
+      from parsed
+    ),
+    judged as (
+      select *, {clean} as clean
+      from timed
+    ),
+    keyed as (
+      select
+        *,
+        case
+          when not clean then null
+          when line = {minified} then false
+          else not list_has_all({known_list}, json_keys(line))
+        end as has_extra
+      from judged
     )
-    select *, {_timestamp_sql("rec._ts")} as ts
-    from parsed
-    """
-
-
-def _judged_lines_sql(table: Table, fast_path: bool = True) -> str:
-    """The fast path, over temp table _parsed: whether each line is clean -- a JSON object
-    whose contract keys each hold a kind the contract accepts, with a known _op, an
-    integer _seq, a readable _ts and every primary key a string: the careful path's
-    checks as one condition (stricter where that is simpler: kinds are checked on deletes
-    too, an integer beyond BIGINT is left to the careful path) -- and whether it has keys
-    the contract does not list. A line that is not clean goes to the careful path, which
-    gives its reason; a clean line's record is the one the careful path would load.
-    Each expression appears once: DuckDB evaluates a column alias again wherever it is
-    used."""
-    known, known_list = _known(table)
-    idx = {k: i + 1 for i, k in enumerate(known)}  # list positions are 1-based
-    checks = [
-        "rec is not null",
-        "keys is not null",
-        f"types[{idx['_op']}] = 'VARCHAR'",
-        "rec._op in ('c', 'u', 'd')",
-        f"types[{idx['_ts']}] = 'VARCHAR'",
-        "ts is not null",
-        f"types[{idx['_seq']}] in ('BIGINT', 'UBIGINT')",
-        "try_cast(rec._seq as bigint) is not null",
-    ]
-    for col, kind in table.columns.items():
-        t = f"types[{idx[col]}]"
-        if col in table.primary_key:
-            checks.append(f"{t} = 'VARCHAR'")
-        else:
-            checks.append(f"({t} is null or {t} = 'NULL' or list_contains({_accepted(kind)}, {t}))")
-            if kind == contract.INTEGER:
-                checks.append(f"(rec.{col} is null or try_cast(rec.{col} as bigint) is not null)")
-    clean = "\n        and ".join(f"coalesce({c}, false)" for c in checks) if fast_path else "false"
-    return f"""
     select
       source_file,
       batch_n,
       line_no,
-      line_bytes,
-      {clean} as clean,
-      rec,
-      ts,
-      not list_has_all({known_list}, keys) as has_extra
-    from _parsed
+      coalesce(strlen(line), 0) + 1 as line_bytes,
+      null::varchar as reason,
+      null::varchar as bad_line,
+      case when clean then struct_pack({rec})::struct({struct}) end as rec,
+      case when clean then ts end as ts,
+      case when has_extra then {_extra_sql("line", known_list)} end as extra,
+      not clean as careful,
+      case when not clean then line end as line
+    from keyed
     """
 
 
@@ -562,12 +619,14 @@ def _checked_lines_sql(table: Table) -> str:
 Batch = list[tuple[contract.ExtractFile, Path, Examined]]
 
 
-def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table) -> None:
-    """Quarantine, in temp table _checked, every valid line whose _seq is already in
+def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table, lines_sql: str) -> None:
+    """Quarantine, in the work table CHECKED, every valid line whose _seq is already in
     raw.<table> or on an earlier line of this batch: `_seq` is strictly increasing per
     table, so a second line with one is a repeat (or a conflicting change); the change
-    loaded first stays, and the reason names where it came from."""
-    seqs = "(select cast(rec._seq as bigint) as seq from _checked where reason is null)"
+    loaded first stays, and the reason names where it came from. The repeated lines' text
+    is read again from the files (`lines_sql`): repeats are rare, and clean lines' text is
+    not kept."""
+    seqs = f"(select cast(rec._seq as bigint) as seq from {CHECKED} where reason is null)"
     lines, low, high = con.execute(f"select count(*), min(seq), max(seq) from {seqs}").fetchone()
     if not lines:
         return
@@ -584,7 +643,7 @@ def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table) -> N
         create or replace temp table _repeats as
         with batch as (
           select batch_n, source_file, line_no, cast(rec._seq as bigint) as seq
-          from _checked
+          from {CHECKED}
           where reason is null
         ),
         loaded as (
@@ -619,56 +678,95 @@ def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table) -> N
           repeats.batch_n,
           'duplicate _seq ' || repeats.seq || ': already loaded from ' || repeats.origin.file
             || ' line ' || repeats.origin.line as reason,
-          _lines.line
+          lines.line
         from repeats
-        inner join _lines on repeats.batch_n = _lines.n
+        inner join ({lines_sql}) as lines on repeats.batch_n = lines.n
         """
     )
     con.execute(
-        "update _checked set reason = _repeats.reason, bad_line = _repeats.line, rec = null "
-        "from _repeats where _checked.batch_n = _repeats.batch_n"
+        f"update {CHECKED} set reason = _repeats.reason, bad_line = _repeats.line, rec = null "
+        f"from _repeats where {CHECKED}.batch_n = _repeats.batch_n"
     )
     con.execute("drop table _repeats")
 
 
-def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, fast_path: bool = True) -> None:
-    """Temp table _checked from temp table _lines: every line with its file, line number,
-    size, and either its record, timestamp and unknown keys or the reason it is
-    quarantined. Clean lines take the fast path (parsed once, judged by one condition);
-    the others, all of them without `fast_path`, are judged one by one by the careful
-    path, which names what is wrong. Column `careful` says which path a line took."""
-    types = ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items())
-    con.execute(f"create or replace temp table _parsed as {_parsed_lines_sql(table)}")
-    con.execute(
-        f"""
-        create or replace temp table _checked as
-        select source_file, batch_n, line_no, line_bytes, null::varchar as reason,
-               null::varchar as bad_line, rec::struct({types}) as rec, ts, null::json as extra,
-               not clean as careful, has_extra
-        from ({_judged_lines_sql(table, fast_path)})
-        """
-    )
-    con.execute("drop table _parsed")
-    _, known_list = _known(table)
-    suspects, extras = con.execute(
-        "select count(*) filter (where careful), count(*) filter (where not careful and has_extra) "
-        "from _checked").fetchone()
-    if extras:  # keys the contract does not list, kept in _extra
-        con.execute(
-            f"""
-            update _checked set extra = {_extra_sql("_lines.line", known_list)}
-            from _lines
-            where _checked.batch_n = _lines.n and not _checked.careful and _checked.has_extra
-            """
-        )
+def _groups(batch: Batch, parts: int) -> list[Batch]:
+    """The batch's files in order, cut into at most `parts` runs of about equal lines."""
+    total = sum(examined.lines for _, _, examined in batch) or 1
+    groups: list[Batch] = [[]]
+    done = 0
+    for item in batch:
+        if groups[-1] and done >= total * len(groups) / parts and len(groups) < parts:
+            groups.append([])
+        groups[-1].append(item)
+        done += item[2].lines
+    return groups
+
+
+def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
+           fast_path: bool) -> None:
+    """Fill the work table CHECKED from the batch's files. Line numbers need one ordered
+    pass over each file (a single-threaded scan), so the files are cut into runs, one per
+    core, each read, numbered and judged on its own connection at the same time; each
+    run's numbers start after the lines of the runs before it (the examined counts), so
+    batch line numbers are those of one pass over the whole batch."""
+    con.execute(f"create or replace table {CHECKED} ({CHECKED_COLUMNS}, rec struct("
+                + ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items()) + "))")
+    threads = int(con.execute("select current_setting('threads')").fetchone()[0])
+    jobs, offset = [], 0
+    for group in _groups(batch, max(1, threads)):
+        first_lines, first = {}, offset
+        for meta, path, examined in group:
+            first_lines[str(path)] = (meta.name, first)
+            first += examined.lines
+        lines = _lines_sql([p for _, p, _ in group], longest, offset)
+        jobs.append(f"insert into {CHECKED} by name "
+                    + _fast_lines_sql(table, lines, first_lines, fast_path))
+        offset = first
+    if len(jobs) == 1:
+        con.execute(jobs[0])
+        return
+    cursors = [con.cursor() for _ in jobs]
+    try:
+        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
+            list(pool.map(lambda job: job[0].execute(job[1]), zip(cursors, jobs)))
+    finally:
+        for cursor in cursors:
+            cursor.close()
+
+
+def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
+                 fast_path: bool = True) -> None:
+    """The work table CHECKED from the batch's lines: every line with its file, line
+    number, size, and either its record, timestamp and unknown keys or the reason it is
+    quarantined. Clean lines take the fast path (_fast_lines_sql: read and parsed once,
+    judged by one condition); the others, all of them without `fast_path`, are judged one
+    by one by the careful path, which names what is wrong. Column `careful` says which path
+    a line took."""
+    _judge(con, table, batch, longest, fast_path)
+    numbered = dict(con.execute(
+        f"select source_file, count(*) = max(line_no) and min(line_no) = 1 from {CHECKED} group by all"
+    ).fetchall())
+    expected = {meta.name: examined.lines for meta, _, examined in batch if examined.lines}
+    if numbered != dict.fromkeys(expected, True) or sum(expected.values()) != con.execute(
+            f"select count(*) from {CHECKED}").fetchone()[0]:
+        # the line reader ends lines where the examining pass did not (a lone carriage
+        # return, say): number them as the reader reads them, in one pass over the batch
+        con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
+        first_lines = {filename: (Path(filename).name, first) for filename, first in con.execute(
+            "select filename, min(n) - 1 from _lines group by filename").fetchall()}
+        con.execute(f"delete from {CHECKED}")
+        con.execute(f"insert into {CHECKED} by name "
+                    + _fast_lines_sql(table, "select * from _lines", first_lines, fast_path))
+        con.execute("drop table _lines")
+    suspects = con.execute(f"select count(*) from {CHECKED} where careful").fetchone()[0]
     if suspects:
         con.execute(
-            """
+            f"""
             create or replace temp table _suspect as
-            select c.source_file, c.batch_n, c.line_no, l.line
-            from _checked as c
-            inner join _lines as l on c.batch_n = l.n
-            where c.careful
+            select source_file, batch_n, line_no, line
+            from {CHECKED}
+            where careful
             """
         )
         # judged again in place: the fast path's record of a line that is not clean must
@@ -676,11 +774,11 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, fast_path: bool =
         # that a filter or a delete leaves out)
         con.execute(f"create or replace temp table _careful as {_checked_lines_sql(table)}")
         con.execute(
-            """
-            update _checked
+            f"""
+            update {CHECKED}
             set reason = c.reason, bad_line = c.bad_line, rec = c.rec, ts = c.ts, extra = c.extra
             from _careful as c
-            where _checked.batch_n = c.batch_n
+            where {CHECKED}.batch_n = c.batch_n
             """
         )
         con.execute("drop table _suspect")
@@ -689,18 +787,20 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, fast_path: bool =
 
 def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
                fast_path: bool = True) -> list[FileResult]:
-    """Load files of one table, with their ledger entries, in a single transaction."""
+    """Load files of one table, with their ledger entries, in a single transaction. The
+    lines are read and judged before it, into temp tables (this connection's alone, gone
+    with it): DuckDB scans tables written in the open transaction on one core only."""
     cols = list(table.columns)
     select_cols = ", ".join(
         f"cast(rec.{c} as {t})" if t in ("bigint", "double") else f"rec.{c}"
         for c, t in table.raw_columns().items()
     )
     longest = max(examined.longest_line for _, _, examined in batch)
+    con.execute(f"attach if not exists ':memory:' as {WORK}")
+    _check_lines(con, table, batch, longest, fast_path)
+    _quarantine_repeated_seqs(con, table, _lines_sql([p for _, p, _ in batch], longest))
     con.execute("begin transaction")
     try:
-        con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
-        _check_lines(con, table, fast_path)
-        _quarantine_repeated_seqs(con, table)
         con.execute(
             f"""
             insert into {RAW_SCHEMA}.{table.name}
@@ -713,7 +813,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
               extra,
               source_file,
               line_no
-            from _checked
+            from {CHECKED}
             where reason is null
             """
         )
@@ -721,18 +821,18 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
             f"""
             insert into {QUARANTINE}
             select source_file, line_no, $1, reason, bad_line, now()::timestamp
-            from _checked where reason is not null
+            from {CHECKED} where reason is not null
             """,
             [table.name],
         )
         counts = {
             name: (lines, loaded, quarantined, size, careful)
             for name, lines, loaded, quarantined, size, careful in con.execute(
-                """
+                f"""
                 select source_file, count(*), count(*) filter (where reason is null),
                        count(*) filter (where reason is not null), sum(line_bytes),
                        count(*) filter (where careful)
-                from _checked group by source_file
+                from {CHECKED} group by source_file
                 """
             ).fetchall()
         }
@@ -752,8 +852,6 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
             "sha256, size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at, "
             "content_sha256) values " + ", ".join(ledger_rows)
         )
-        con.execute("drop table _lines")
-        con.execute("drop table _checked")
         con.execute("commit")
     except BaseException:
         try:
@@ -761,6 +859,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
         except duckdb.Error:
             pass  # the transaction already ended with the error (a failed commit): nothing kept
         raise
+    con.execute(f"drop table {CHECKED}")
     return results
 
 

@@ -375,3 +375,26 @@ def test_a_large_file_of_bad_lines_is_quarantined_whole_on_both_paths(tmp_path):
         assert {r for _, _, _, r, _ in content["quarantine"]} == {
             "wrong type for _seq: expected integer, got varchar"}
     assert both[True][1] == both[False][1]
+
+
+@pytest.mark.parametrize("newline", ["\r\n", "\r"], ids=["crlf", "lone-cr"])
+def test_line_ends_other_than_newline_keep_line_numbers_on_both_paths(tmp_path, newline):
+    """Files are judged in runs, numbered from the examined line counts; a file whose lines
+    the reader ends elsewhere (carriage returns) is numbered as the reader reads it, and
+    loads as the careful path loads it. Two files, so the second one's numbers depend on
+    the first one's count."""
+    extracts = tmp_path / "extracts"
+    for day, first in ((DAY1, 1), (DAY2, 100)):
+        lines = [change("c", first + i, response_id=f"r{first + i}", question_id="q1", value=1)
+                 for i in range(5)] + ["not json"]
+        path = write_extract(extracts, "question_responses", day, [])
+        with gzip.open(path, "wb") as fh:
+            fh.write(newline.join(lines).encode() + newline.encode())
+    both = ingest_both_ways(tmp_path, extracts)
+    assert both[True][1] == both[False][1]
+    result, content = both[True]
+    assert result.rows_loaded + result.lines_quarantined == sum(f.lines for f in result.loaded)
+    bad = [(f, n) for f, n, _, _, _ in content["quarantine"]]
+    # the reader ends lines at a CR too: six lines per file, the bad one last
+    assert result.rows_loaded == 10 and sorted(n for _, n in bad) == [6, 6]
+    assert [f.lines for f in result.loaded] == [6, 6]
