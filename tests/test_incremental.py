@@ -157,8 +157,7 @@ def test_incremental_equals_full_refresh(incremental):
     pd.testing.assert_frame_equal(full.drop(columns=IGNORED), incremental_rows.drop(columns=IGNORED))
 
 
-# The models partitioned by school year (the aggregates: the per-response tables before
-# them are plain tables, rebuilt whole), each with a column to mark a row in.
+# The models partitioned by school year (the aggregates), each with a column to mark a row in.
 PARTITIONED = {
     "intermediate.int_topic_results_aggregated": "respondents",
     "intermediate.int_item_results_aggregated": "respondents",
@@ -173,6 +172,52 @@ PARTITIONED = {
     "marts.item_reliability": "items",
 }
 MARK = -7  # no model produces it
+# The models maintained by response (macros/survey/response_deltas.sql), each with a
+# numeric column to mark a row in.
+BY_RESPONSE = {
+    "intermediate.int_response_items_scored": "substantive_answers",
+    "intermediate.int_response_items_listwise_filtered": "item_score",
+    "intermediate.int_response_topics_scored": "items_answered",
+    "marts.fct_survey_responses": "questions_answered",
+    "marts.respondents_wide": "stu_belonging_score",
+}
+INCREMENTAL = {**PARTITIONED, **BY_RESPONSE}
+
+
+def mark_responses(db: str, response_ids: list[str]) -> dict:
+    """Mark every row of these responses in every table maintained by response; return
+    what to restore."""
+    con = duckdb.connect(db)
+    try:
+        saved = {}
+        for table, column in BY_RESPONSE.items():
+            where = "where list_contains(?, response_id)"
+            saved[table] = con.execute(f"select rowid, {column} from {table} {where}", [response_ids]).fetchall()
+            con.execute(f"update {table} set {column} = {MARK} {where}", [response_ids])
+        return saved
+    finally:
+        con.close()
+
+
+def unmark_responses(db: str, saved: dict) -> None:
+    con = duckdb.connect(db)
+    try:
+        for table, rows in saved.items():
+            column = BY_RESPONSE[table]
+            con.executemany(f"update {table} set {column} = ? where rowid = ? and {column} = {MARK}",
+                            [(value, rowid) for rowid, value in rows])
+    finally:
+        con.close()
+
+
+def marked_responses(db: str) -> dict[str, set[str]]:
+    con = duckdb.connect(db, read_only=True)
+    try:
+        return {table: {r for (r,) in con.execute(
+                    f"select distinct response_id from {table} where {column} = {MARK}").fetchall()}
+                for table, column in BY_RESPONSE.items()}
+    finally:
+        con.close()
 
 
 def put_markers(db: str, years: list[str]) -> dict:
@@ -214,7 +259,7 @@ def partitioned_tables(db: str) -> dict[str, pd.DataFrame]:
     con = duckdb.connect(db, read_only=True)
     try:
         out = {}
-        for table in PARTITIONED:
+        for table in INCREMENTAL:
             df = con.execute(f"select * from {table}").df()
             out[table] = df.sort_values(list(df.columns)).reset_index(drop=True)
         return out
@@ -223,21 +268,31 @@ def partitioned_tables(db: str) -> dict[str, pd.DataFrame]:
 
 
 def assert_equals_full_refresh(project: Path, env: dict[str, str], folder: Path) -> None:
-    """Every partitioned table equals, row by row, a --full-refresh of a copy of the warehouse."""
+    """Every partitioned table, and every table maintained by response, equals, row by row,
+    a --full-refresh of a copy of the warehouse."""
     full_env = warehouse_env(folder)
     folder.mkdir(parents=True)
     shutil.copy2(env["DBT_DUCKDB_PATH"], full_env["DBT_DUCKDB_PATH"])
     years = sorted(query(full_env["DBT_DUCKDB_PATH"], "select distinct school_year from marts.topic_results").school_year)
     put_markers(full_env["DBT_DUCKDB_PATH"], years)
     proc = dbt(project, full_env, "run", "--full-refresh", "--select",
-               *[t.split(".")[1] for t in PARTITIONED])
+               *[t.split(".")[1] for t in INCREMENTAL])
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert all(not marked for marked in marked_years(full_env["DBT_DUCKDB_PATH"]).values()), \
         "--full-refresh rebuilds every year"
     incremental, full = partitioned_tables(env["DBT_DUCKDB_PATH"]), partitioned_tables(full_env["DBT_DUCKDB_PATH"])
-    for table in PARTITIONED:
+    for table in INCREMENTAL:
         assert len(full[table]) > 0, table
         pd.testing.assert_frame_equal(incremental[table], full[table], check_exact=False, rtol=1e-12, obj=table)
+
+
+def response_ids(paths: list[Path]) -> set[str]:
+    """The responses that the lines of these extract files change."""
+    ids = set()
+    for path in paths:
+        with gzip.open(path, "rt") as lines:
+            ids |= {json.loads(line)["response_id"] for line in lines if line.strip()}
+    return ids
 
 
 def years_of_responses(db: str, response_ids: set[str]) -> set[str]:
@@ -267,22 +322,34 @@ def realistic_day(sample_extracts, tmp_path_factory):
         corrections = bench.write_next_day(con, arrivals, share=0.001, current_year_only=True, pending=held)
     finally:
         con.close()
+    # rows by response: every row of a few responses the day corrects, and of a few it
+    # does not touch in each year (the current one too; complete ones, in every table)
+    corrected = sorted(response_ids([corrections]))
+    built = query(db, "select distinct response_id, school_year "
+                      "from intermediate.int_response_items_listwise_filtered order by 1")
+    untouched = built[~built.response_id.isin(response_ids(held + [corrections]))]
+    marked = {"corrected": corrected[:5],
+              "untouched": list(untouched.groupby("school_year").head(3).response_id)}
+    saved_by_response = mark_responses(db, marked["corrected"] + marked["untouched"])
     run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    # the tables maintained by response first (with what they are built from), and their
+    # markers gone before the aggregates after them read them
+    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
+    assert proc.returncode == 0, proc.stdout[-5000:]
+    rebuilt_responses = {"marked": marked, "still_marked": marked_responses(db)}
+    unmark_responses(db, saved_by_response)
     # `run`, not `build`: the markers left in closed years would fail their data tests
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-5000:]
     rebuilt = marked_years(db)
     clear_markers(db, saved)
-    return env, project, folder, arrivals, years, held, corrections, rebuilt
+    return env, project, folder, arrivals, years, held, corrections, rebuilt, rebuilt_responses
 
 
 def test_realistic_day_changes_only_the_current_year(realistic_day):
-    env, _, _, _, years, held, corrections, _ = realistic_day
+    env, _, _, _, years, held, corrections, _, _ = realistic_day
     db = env["DBT_DUCKDB_PATH"]
-    changed = set()
-    for path in held + [corrections]:
-        with gzip.open(path, "rt") as lines:
-            changed |= {json.loads(line)["response_id"] for line in lines if line.strip()}
+    changed = response_ids(held + [corrections])
     new = [p for p in held if p.parent.name == "survey_responses"]
     assert new and any(json.loads(line)["_op"] == "c" for p in new for line in gzip.open(p, "rt"))
     with gzip.open(corrections, "rt") as lines:
@@ -291,18 +358,32 @@ def test_realistic_day_changes_only_the_current_year(realistic_day):
 
 
 def test_realistic_day_recomputes_no_closed_year(realistic_day):
-    _, _, _, _, years, _, _, rebuilt = realistic_day
+    _, _, _, _, years, _, _, rebuilt, _ = realistic_day
     for table, marked in rebuilt.items():
         assert marked == set(years[:-1]), f"{table}: closed years keep their rows, the current year is rebuilt"
 
 
+def test_realistic_day_recomputes_only_the_responses_it_changes(realistic_day):
+    """The tables maintained by response replace the responses the day's files change and
+    keep every other response's rows as they were, in every year."""
+    *_, rebuilt = realistic_day
+    corrected, untouched = rebuilt["marked"]["corrected"], rebuilt["marked"]["untouched"]
+    assert corrected and len(untouched) >= 3
+    for table, still_marked in rebuilt["still_marked"].items():
+        assert not still_marked & set(corrected), f"{table}: the corrected responses are rebuilt"
+        assert still_marked, f"{table}: the untouched responses keep their rows"
+        assert still_marked <= set(untouched), table
+    # every untouched response keeps its rows in the table every response is in
+    assert rebuilt["still_marked"]["marts.fct_survey_responses"] == set(untouched)
+
+
 def test_realistic_day_equals_full_refresh(realistic_day):
-    env, project, folder, _, _, _, _, _ = realistic_day
+    env, project, folder, *_ = realistic_day
     assert_equals_full_refresh(project, env, folder / "full_after_day")
 
 
 def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_day):
-    env, project, folder, arrivals, years, _, _, _ = realistic_day
+    env, project, folder, arrivals, years, *_ = realistic_day
     db = env["DBT_DUCKDB_PATH"]
     oldest, middle = years[0], years[1]
     seq = int(query(db, "select max(_seq) as s from raw.question_responses").s[0]) + 1

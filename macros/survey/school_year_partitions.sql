@@ -1,8 +1,9 @@
 {#-
   Models partitioned by school year: the results chain (the aggregates, their
   suppression, the results marts, reliability). The per-response tables before it are
-  plain tables: replacing the current year (a third of them) cost DuckDB more than
-  building them whole (README, Performance). On an incremental run such a
+  maintained by response instead (response_deltas.sql): replacing the current year (a
+  third of them) cost DuckDB more than building them whole, a day's responses are a few
+  thousand. On an incremental run such a
   model rebuilds only the school years whose inputs changed, and replaces each of them
   whole: its pre-hooks delete every row of those years, its query selects them again and
   dbt appends the rows (incremental_strategy append), so a year that ends with no rows is

@@ -1,8 +1,14 @@
+{{ response_delta_maintained() }}
 {#-
   The respondents reliability is computed over: for each school year, respondent type
   and topic, the responses that answered every item of the topic (listwise), with each
   item score and the response's total score on the topic.
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 items as (
@@ -14,6 +20,7 @@ items as (
         canonical_item_id,
         item_score
     from {{ ref('int_response_items_scored') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 topic_sizes as (

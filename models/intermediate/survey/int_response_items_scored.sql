@@ -1,3 +1,4 @@
+{{ response_delta_maintained() }}
 {#-
   One row per response and canonical item the respondent answered substantively, with
   the response's attributes. item_score is the scored value (the mean, should one form
@@ -7,6 +8,11 @@
   response's eight columns took twice as long (EXPLAIN ANALYZE: 6.9 s in the hash
   aggregate).
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 answers as (
@@ -18,6 +24,7 @@ answers as (
         is_favorable
     from {{ ref('int_question_responses_scored') }}
     where is_substantive
+        and {{ in_changed_responses('response_id') }}
 ),
 
 responses as (
@@ -30,6 +37,7 @@ responses as (
         school_year
     from {{ ref('int_survey_responses_enriched') }}
     where school_year is not null
+        and {{ in_changed_responses('response_id') }}
 ),
 
 items as (

@@ -1,13 +1,20 @@
+{{ response_delta_maintained() }}
 {#-
   One row per response and topic the respondent answered at least one item of
   substantively. topic_score is the mean of the respondent's item scores on the topic
   when at least half of the topic's items (all of its items in the item bank) were
   answered, else null.
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 items as (
     select * from {{ ref('int_response_items_scored') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 topic_sizes as (

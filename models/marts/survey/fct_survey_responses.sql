@@ -1,7 +1,14 @@
+{{ response_delta_maintained() }}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 responses as (
     select * from {{ ref('int_survey_responses_enriched') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 answer_counts as (
@@ -10,6 +17,7 @@ answer_counts as (
         count(answer_value) as questions_answered,
         count(distinct case when is_substantive then canonical_item_id end) as items_answered
     from {{ ref('int_question_responses_scored') }}
+    where {{ in_changed_responses('response_id') }}
     group by response_id
 ),
 

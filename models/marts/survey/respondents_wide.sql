@@ -1,3 +1,4 @@
+{{ response_delta_maintained() }}
 {#-
   One row per response for notebooks: who responded (student attributes when the
   response is linked to a student) and one score column per topic of the item bank
@@ -6,10 +7,16 @@
   its column here: the test assert_respondents_wide_has_every_topic says so. Scores are
   cast to double, the type the contract (yml) gives them on every engine.
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 responses as (
     select * from {{ ref('fct_survey_responses') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 students as (
@@ -46,6 +53,7 @@ topic_scores as (
         cast(max(case when topic_id = 'fam_communication' then topic_score end) as double) as fam_communication_score,
         cast(max(case when topic_id = 'fam_welcome' then topic_score end) as double) as fam_welcome_score
     from {{ ref('int_response_topics_scored') }}
+    where {{ in_changed_responses('response_id') }}
     group by response_id
 ),
 

@@ -1,0 +1,114 @@
+{#-
+  Models maintained by response: the per-response tables (int_response_items_scored,
+  int_response_items_listwise_filtered, int_response_topics_scored, fct_survey_responses,
+  respondents_wide), whose rows each belong to one response and depend only on that
+  response's answers and attributes. A day's data changes a few thousand of the
+  millions of responses (the open survey window's new responses and late corrections), so
+  on an incremental run such a model replaces only the responses whose change logs hold a
+  change since its last build: its pre-hooks delete their rows, its query selects them
+  again and dbt appends the rows (incremental_strategy append), so a response that ends
+  with no rows is emptied too. Its config:
+
+    materialized='incremental', incremental_strategy='append', on_schema_change='fail',
+    tmp_relation_type=incremental_tmp_relation_type(),
+    pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_responses() }}"],
+    post_hook="{{ school_year_build_finished() }}"
+
+  (response_delta_maintained() below) and its query filters each input with
+  in_changed_responses('<response_id column>') (true on a full build). It reads
+  `-- depends_on:` int_school_year_builds, the build log it shares with the models
+  partitioned by school year (school_year_partitions.sql): the same high-water per model.
+
+  Which responses changed, for this model: those with a change in a file of
+  raw.question_responses or raw.survey_responses loaded after the high-water its last
+  successful build went through, up to the high-water this build started from. A file of
+  any other table in that window (a survey, question, school, district, student or
+  invitation change, which can touch any response's attributes or scoring) rebuilds every
+  response, and so does a model without a recorded high-water. Project changes (a model,
+  seed or macro edited: a crosswalk, the item bank) are not data: the orchestrator builds
+  them with --full-refresh (orchestrate/scope.py, dbt_args).
+-#}
+
+{% macro changed_responses() -%}
+    {%- if not school_year_builds_are_ours() -%}
+    select '*' as response_id
+    {%- else -%}
+    select changes.response_id
+    from (
+        select
+            response_id,
+            _source_file
+        from {{ source('replica', 'question_responses') }}
+        union all
+        select
+            response_id,
+            _source_file
+        from {{ source('replica', 'survey_responses') }}
+    ) as changes
+    inner join ({{ files_since_last_build() }}) as new_files
+        on changes._source_file = new_files.file_name
+
+    union all
+
+    select '*' as response_id
+    from ({{ files_since_last_build() }}) as new_files
+    where new_files.table_name not in ('question_responses', 'survey_responses')
+
+    union all
+
+    select '*' as response_id
+    from {{ ref('int_school_year_builds') }}
+    where model_name = '{{ school_year_build_name() }}'
+    having max(case when is_built then ingested_through end) is null
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The files loaded after this model's last successful build, up to the high-water this
+    build started from (school_year_build_started). -#}
+{% macro files_since_last_build() -%}
+    select
+        ledger.file_name,
+        ledger.table_name
+    from {{ source('replica', 'ingest_ledger') }} as ledger
+    inner join (
+        select
+            max(case when is_built then ingested_through end) as built_through,
+            max(case when invocation_id = '{{ invocation_id }}' and not is_built then ingested_through end)
+                as building_through
+        from {{ ref('int_school_year_builds') }}
+        where model_name = '{{ school_year_build_name() }}'
+    ) as build_window
+        on ledger.loaded_at > build_window.built_through
+        and ledger.loaded_at <= build_window.building_through
+{%- endmacro %}
+
+{#- A filter: the row's response is rebuilt by this build (always true on a full build). -#}
+{% macro in_changed_responses(response_id) -%}
+    {%- if is_incremental() -%}
+        (
+            {{ response_id }} in ({{ changed_responses() }})
+            or '*' in ({{ changed_responses() }})
+        )
+    {%- else -%}
+        true
+    {%- endif -%}
+{%- endmacro %}
+
+{#- Not under `dbt run --empty`, which reads no rows. -#}
+{% macro delete_changed_responses() -%}
+    {%- if is_incremental() and not flags.EMPTY -%}
+        delete from {{ this }} where {{ in_changed_responses('response_id') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The config of a model maintained by response (see the top of this file). -#}
+{% macro response_delta_maintained() -%}
+    {{ config(
+        materialized='incremental',
+        incremental_strategy='append',
+        on_schema_change='fail',
+        tmp_relation_type=incremental_tmp_relation_type(),
+        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_responses() }}"],
+        post_hook="{{ school_year_build_finished() }}"
+    ) }}
+{%- endmacro %}
