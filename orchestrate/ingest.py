@@ -35,6 +35,7 @@ import hashlib
 import os
 import sys
 import time
+import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
@@ -76,10 +77,10 @@ def line_reader(files_sql: str, with_filename: bool = False, max_line_size: int 
 # and one statement over many of them costs far less than one statement each.
 DEFAULT_BATCH_BYTES = 64_000_000
 
-# A batch's lines as judged, before they are loaded: in an in-memory database of the
-# process (shared by its connections, so the files of a batch are judged on every core).
-WORK = "ingest_work"
-CHECKED = f"{WORK}.checked"
+# A batch's lines as judged, before they are loaded: table `checked` of an in-memory
+# database attached for the batch under a name of its own (shared by the connection's
+# cursors, so the files of a batch are judged on every core), detached after it.
+WORK_PREFIX = "ingest_work_"
 CHECKED_COLUMNS = (
     "source_file varchar, batch_n bigint, line_no bigint, line_bytes bigint, reason varchar, "
     "bad_line varchar, ts timestamp, extra json, careful boolean, line varchar"
@@ -333,9 +334,9 @@ def _json_path(column: str) -> str:
 
 
 def _lines_sql(paths: list[Path], longest_line: int = 0, offset: int = 0) -> str:
-    """The batch's lines in file order, numbered across the batch. Numbering needs one
-    ordered pass (DuckDB keeps the files' order and each file's line order); everything
-    after it runs on every core. A batch with lines longer than read_csv's default limit
+    """The lines of these files in file order, numbered from offset + 1 (DuckDB keeps the
+    files' order and each file's line order: one ordered pass, single-threaded; _judge
+    reads runs of files at once). A batch with lines longer than read_csv's default limit
     raises the limit to fit them."""
     files = "[" + ", ".join(_quote(p) for p in paths) + "]"
     limit = longest_line + 1024 if longest_line + 1024 > DEFAULT_MAX_LINE_SIZE else None
@@ -420,7 +421,8 @@ def _fragment_sql(fragment: str, kind: str) -> tuple[str, str]:
 
 def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[str, int]],
                     fast_path: bool = True) -> str:
-    """Every line of the batch, read once and parsed once, as temp table _checked's rows.
+    """Every line of `lines_sql` (a run of the batch's files), read once and parsed once, as
+    rows of the work table `checked` (_judge).
 
     Each line is parsed by one from_json() into its contract keys' JSON values; their kinds
     come from each value's first character. A line is clean when it is a JSON object whose
@@ -619,14 +621,15 @@ def _checked_lines_sql(table: Table) -> str:
 Batch = list[tuple[contract.ExtractFile, Path, Examined]]
 
 
-def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table, lines_sql: str) -> None:
-    """Quarantine, in the work table CHECKED, every valid line whose _seq is already in
+def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table, lines_sql: str,
+                              checked: str) -> None:
+    """Quarantine, in the work table `checked`, every valid line whose _seq is already in
     raw.<table> or on an earlier line of this batch: `_seq` is strictly increasing per
     table, so a second line with one is a repeat (or a conflicting change); the change
     loaded first stays, and the reason names where it came from. The repeated lines' text
     is read again from the files (`lines_sql`): repeats are rare, and clean lines' text is
     not kept."""
-    seqs = f"(select cast(rec._seq as bigint) as seq from {CHECKED} where reason is null)"
+    seqs = f"(select cast(rec._seq as bigint) as seq from {checked} where reason is null)"
     lines, low, high = con.execute(f"select count(*), min(seq), max(seq) from {seqs}").fetchone()
     if not lines:
         return
@@ -643,7 +646,7 @@ def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table, line
         create or replace temp table _repeats as
         with batch as (
           select batch_n, source_file, line_no, cast(rec._seq as bigint) as seq
-          from {CHECKED}
+          from {checked}
           where reason is null
         ),
         loaded as (
@@ -684,8 +687,8 @@ def _quarantine_repeated_seqs(con: duckdb.DuckDBPyConnection, table: Table, line
         """
     )
     con.execute(
-        f"update {CHECKED} set reason = _repeats.reason, bad_line = _repeats.line, rec = null "
-        f"from _repeats where {CHECKED}.batch_n = _repeats.batch_n"
+        f"update {checked} set reason = _repeats.reason, bad_line = _repeats.line, rec = null "
+        f"from _repeats where {checked}.batch_n = _repeats.batch_n"
     )
     con.execute("drop table _repeats")
 
@@ -704,13 +707,14 @@ def _groups(batch: Batch, parts: int) -> list[Batch]:
 
 
 def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
-           fast_path: bool) -> None:
-    """Fill the work table CHECKED from the batch's files. Line numbers need one ordered
+           fast_path: bool, checked: str) -> None:
+    """Fill the work table `checked` from the batch's files. Line numbers need one ordered
     pass over each file (a single-threaded scan), so the files are cut into runs, one per
-    core, each read, numbered and judged on its own connection at the same time; each
+    core, each read, numbered and judged on a cursor of its own at the same time; each
     run's numbers start after the lines of the runs before it (the examined counts), so
-    batch line numbers are those of one pass over the whole batch."""
-    con.execute(f"create or replace table {CHECKED} ({CHECKED_COLUMNS}, rec struct("
+    batch line numbers are those of one pass over the whole batch once _check_lines has
+    verified the counts. An error or an interrupt in one run stops the others."""
+    con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec struct("
                 + ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items()) + "))")
     threads = int(con.execute("select current_setting('threads')").fetchone()[0])
     jobs, offset = [], 0
@@ -720,7 +724,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
             first_lines[str(path)] = (meta.name, first)
             first += examined.lines
         lines = _lines_sql([p for _, p, _ in group], longest, offset)
-        jobs.append(f"insert into {CHECKED} by name "
+        jobs.append(f"insert into {checked} by name "
                     + _fast_lines_sql(table, lines, first_lines, fast_path))
         offset = first
     if len(jobs) == 1:
@@ -729,43 +733,49 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
     cursors = [con.cursor() for _ in jobs]
     try:
         with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            list(pool.map(lambda job: job[0].execute(job[1]), zip(cursors, jobs)))
+            runs = [pool.submit(cursor.execute, job) for cursor, job in zip(cursors, jobs)]
+            try:
+                for run in runs:
+                    run.result()
+            except BaseException:  # a run failed, or Ctrl-C: the other runs stop too
+                for cursor in cursors:
+                    cursor.interrupt()
+                raise
     finally:
         for cursor in cursors:
             cursor.close()
 
 
 def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
-                 fast_path: bool = True) -> None:
-    """The work table CHECKED from the batch's lines: every line with its file, line
+                 checked: str, fast_path: bool = True) -> None:
+    """The work table `checked` from the batch's lines: every line with its file, line
     number, size, and either its record, timestamp and unknown keys or the reason it is
     quarantined. Clean lines take the fast path (_fast_lines_sql: read and parsed once,
     judged by one condition); the others, all of them without `fast_path`, are judged one
     by one by the careful path, which names what is wrong. Column `careful` says which path
     a line took."""
-    _judge(con, table, batch, longest, fast_path)
-    numbered = dict(con.execute(
-        f"select source_file, count(*) = max(line_no) and min(line_no) = 1 from {CHECKED} group by all"
-    ).fetchall())
-    expected = {meta.name: examined.lines for meta, _, examined in batch if examined.lines}
-    if numbered != dict.fromkeys(expected, True) or sum(expected.values()) != con.execute(
-            f"select count(*) from {CHECKED}").fetchone()[0]:
+    _judge(con, table, batch, longest, fast_path, checked)
+    numbered = {name: (lines, low, high) for name, lines, low, high in con.execute(
+        f"select source_file, count(*), min(line_no), max(line_no) from {checked} group by all"
+    ).fetchall()}
+    if numbered != {meta.name: (examined.lines, 1, examined.lines)
+                    for meta, _, examined in batch if examined.lines}:
         # the line reader ends lines where the examining pass did not (a lone carriage
         # return, say): number them as the reader reads them, in one pass over the batch
         con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
         first_lines = {filename: (Path(filename).name, first) for filename, first in con.execute(
             "select filename, min(n) - 1 from _lines group by filename").fetchall()}
-        con.execute(f"delete from {CHECKED}")
-        con.execute(f"insert into {CHECKED} by name "
+        con.execute(f"delete from {checked}")
+        con.execute(f"insert into {checked} by name "
                     + _fast_lines_sql(table, "select * from _lines", first_lines, fast_path))
         con.execute("drop table _lines")
-    suspects = con.execute(f"select count(*) from {CHECKED} where careful").fetchone()[0]
+    suspects = con.execute(f"select count(*) from {checked} where careful").fetchone()[0]
     if suspects:
         con.execute(
             f"""
             create or replace temp table _suspect as
             select source_file, batch_n, line_no, line
-            from {CHECKED}
+            from {checked}
             where careful
             """
         )
@@ -775,10 +785,10 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, lon
         con.execute(f"create or replace temp table _careful as {_checked_lines_sql(table)}")
         con.execute(
             f"""
-            update {CHECKED}
+            update {checked}
             set reason = c.reason, bad_line = c.bad_line, rec = c.rec, ts = c.ts, extra = c.extra
             from _careful as c
-            where {CHECKED}.batch_n = c.batch_n
+            where {checked}.batch_n = c.batch_n
             """
         )
         con.execute("drop table _suspect")
@@ -788,17 +798,30 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, lon
 def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
                fast_path: bool = True) -> list[FileResult]:
     """Load files of one table, with their ledger entries, in a single transaction. The
-    lines are read and judged before it, into temp tables (this connection's alone, gone
-    with it): DuckDB scans tables written in the open transaction on one core only."""
+    lines are read and judged before it, into an in-memory database attached for this
+    batch alone and detached after it, loaded or not (DuckDB scans tables written in the
+    open transaction on one core only)."""
+    work = f"{WORK_PREFIX}{uuid.uuid4().hex[:12]}"
+    con.execute(f"attach ':memory:' as {work}")
+    try:
+        return _load_batch(con, table, batch, fast_path, f"{work}.checked")
+    finally:
+        try:
+            con.execute(f"detach {work}")
+        except duckdb.Error:
+            pass  # the connection is gone (the error being raised says why): so is the database
+
+
+def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast_path: bool,
+                checked: str) -> list[FileResult]:
     cols = list(table.columns)
     select_cols = ", ".join(
         f"cast(rec.{c} as {t})" if t in ("bigint", "double") else f"rec.{c}"
         for c, t in table.raw_columns().items()
     )
     longest = max(examined.longest_line for _, _, examined in batch)
-    con.execute(f"attach if not exists ':memory:' as {WORK}")
-    _check_lines(con, table, batch, longest, fast_path)
-    _quarantine_repeated_seqs(con, table, _lines_sql([p for _, p, _ in batch], longest))
+    _check_lines(con, table, batch, longest, checked, fast_path)
+    _quarantine_repeated_seqs(con, table, _lines_sql([p for _, p, _ in batch], longest), checked)
     con.execute("begin transaction")
     try:
         con.execute(
@@ -813,7 +836,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
               extra,
               source_file,
               line_no
-            from {CHECKED}
+            from {checked}
             where reason is null
             """
         )
@@ -821,7 +844,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
             f"""
             insert into {QUARANTINE}
             select source_file, line_no, $1, reason, bad_line, now()::timestamp
-            from {CHECKED} where reason is not null
+            from {checked} where reason is not null
             """,
             [table.name],
         )
@@ -832,7 +855,7 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
                 select source_file, count(*), count(*) filter (where reason is null),
                        count(*) filter (where reason is not null), sum(line_bytes),
                        count(*) filter (where careful)
-                from {CHECKED} group by source_file
+                from {checked} group by source_file
                 """
             ).fetchall()
         }
@@ -859,7 +882,6 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
         except duckdb.Error:
             pass  # the transaction already ended with the error (a failed commit): nothing kept
         raise
-    con.execute(f"drop table {CHECKED}")
     return results
 
 

@@ -324,13 +324,14 @@ def realistic_day(sample_extracts, tmp_path_factory):
         con.close()
     # rows by response: every row of a few responses the day corrects, and of a few it
     # does not touch in each year (the current one too; complete ones, in every table)
-    corrected = sorted(response_ids([corrections]))
     built = query(db, "select distinct response_id, school_year "
                       "from intermediate.int_response_items_listwise_filtered order by 1")
+    corrected = sorted(response_ids([corrections]) & set(built.response_id))
     untouched = built[~built.response_id.isin(response_ids(held + [corrections]))]
     marked = {"corrected": corrected[:5],
               "untouched": list(untouched.groupby("school_year").head(3).response_id)}
     saved_by_response = mark_responses(db, marked["corrected"] + marked["untouched"])
+    marked["before"] = marked_responses(db)
     run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
     # the tables maintained by response first (with what they are built from), and their
     # markers gone before the aggregates after them read them
@@ -369,6 +370,8 @@ def test_realistic_day_recomputes_only_the_responses_it_changes(realistic_day):
     *_, rebuilt = realistic_day
     corrected, untouched = rebuilt["marked"]["corrected"], rebuilt["marked"]["untouched"]
     assert corrected and len(untouched) >= 3
+    for table, before in rebuilt["marked"]["before"].items():
+        assert before == set(corrected) | set(untouched), f"{table}: every marked response has rows"
     for table, still_marked in rebuilt["still_marked"].items():
         assert not still_marked & set(corrected), f"{table}: the corrected responses are rebuilt"
         assert still_marked, f"{table}: the untouched responses keep their rows"

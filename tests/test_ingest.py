@@ -398,3 +398,37 @@ def test_line_ends_other_than_newline_keep_line_numbers_on_both_paths(tmp_path, 
     # the reader ends lines at a CR too: six lines per file, the bad one last
     assert result.rows_loaded == 10 and sorted(n for _, n in bad) == [6, 6]
     assert [f.lines for f in result.loaded] == [6, 6]
+
+
+def test_a_file_gone_while_its_batch_is_judged_loads_nothing_and_leaves_no_work_behind(tmp_path):
+    """The batch's files are judged in runs at once (here two, one per thread); a run that
+    fails (its file removed after the ingest examined it) stops the batch: nothing of it is
+    loaded or recorded, DuckDB's error names the file, and the batch's in-memory work
+    database is detached."""
+    from orchestrate.contract import TABLES
+    from orchestrate.ingest import discover, ensure_raw_schema, load_batch, plan
+
+    extracts = tmp_path / "extracts"
+    for i, day in enumerate((DAY1, DAY2)):
+        write_extract(extracts, "question_responses", day, [
+            change("c", 10 * i + n, response_id=f"r{i}{n}", question_id="q1", value=1) for n in range(1, 6)])
+    con = duckdb.connect(str(tmp_path / "warehouse.duckdb"))
+    try:
+        con.execute("set threads = 2")
+        ensure_raw_schema(con)
+        new, _ = plan(con, discover(extracts).files)
+        assert len(new) == 2
+        new[1][1].unlink()
+        with pytest.raises(duckdb.Error, match=new[1][0].name):
+            load_batch(con, TABLES["question_responses"], new)
+        assert con.execute("select count(*) from raw.question_responses").fetchone()[0] == 0
+        assert con.execute("select count(*) from raw.ingest_ledger").fetchone()[0] == 0
+        assert not con.execute(
+            "select database_name from duckdb_databases() where database_name like 'ingest_work_%'").fetchall()
+        # the file delivered again loads whole
+        write_extract(extracts, "question_responses", DAY2, [
+            change("c", 10 + n, response_id=f"r1{n}", question_id="q1", value=1) for n in range(1, 6)])
+        new, _ = plan(con, discover(extracts).files)
+        assert sum(f.rows_loaded for f in load_batch(con, TABLES["question_responses"], new)) == 10
+    finally:
+        con.close()

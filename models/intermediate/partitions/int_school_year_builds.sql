@@ -8,10 +8,11 @@
 }}
 {#-
   The build log of the models partitioned by school year (macros/survey/
-  school_year_partitions.sql), written by their hooks, never by this query: a row when a
+  school_year_partitions.sql) and of those maintained by response (macros/survey/
+  response_deltas.sql), written by their hooks, never by this query: a row when a
   model's build starts (is_built false: the ingest-ledger high-water it builds through)
   and a row when its rows are in (is_built true). A model's last is_built row is the
-  high-water its next build rebuilds the changed school years since. Built empty once,
+  high-water its next build rebuilds the changed school years (or responses) since. Built empty once,
   then only appended to.
 -#}
 with
