@@ -1,39 +1,98 @@
 {#-
-  The CTEs `reporting_levels` and `grouped` that topic and item results share: every
+  The CTEs `school_aggregated` and `aggregated` that topic and item results share. Every
   scored row of `scored` (a CTE with response_id, school_year, respondent_type, school_id,
-  district_id, substantive_answers, favorable_answers) once per subgroup of its response
-  (`subgroups`, a CTE of int_respondent_subgroups_assigned) and per reporting level, with
-  the entity it counts toward (its school, or its district); `columns` are the scored
-  row's own columns to carry (the measure's keys and its score). The models then
-  aggregate `grouped` by their grain. Ends with a comma: more CTEs follow.
+  district_id, substantive_answers, favorable_answers, the measure's `keys` and its
+  `score`) counts once per subgroup of its response (`subgroups`, a CTE of
+  int_respondent_subgroups_assigned) toward its school and toward its district.
+  `aggregated` has one row per school year, respondent type, reporting level, entity
+  (the school, or the district), key and subgroup, with respondents, scored_respondents
+  (those with a score), score_sum, favorable_answers and substantive_answers; the models
+  turn them into their grain's numbers (a mean is score_sum / scored_respondents).
+  Rows are aggregated by school first, and the districts summed from their schools
+  (those of no school included): the answers are read and multiplied by the subgroups
+  once, not once per reporting level (EXPLAIN ANALYZE, scale 10: int_item_results_
+  aggregated grouped 160 M rows). Ends with a comma: more CTEs follow.
 -#}
-{% macro results_by_reporting_level(scored, subgroups, columns) -%}
-reporting_levels as (
-    select 'school' as reporting_level
-    union all
-    select 'district' as reporting_level
-),
-
-grouped as (
+{% macro results_by_reporting_level(scored, subgroups, keys, score) -%}
+school_aggregated as (
     select
         {{ scored }}.school_year,
         {{ scored }}.respondent_type,
-        reporting_levels.reporting_level,
         {{ scored }}.district_id,
-        {%- for column in columns %}
-        {{ scored }}.{{ column }},
+        {{ scored }}.school_id,
+        {%- for key in keys %}
+        {{ scored }}.{{ key }},
         {%- endfor %}
         {{ subgroups }}.subgroup_category,
         {{ subgroups }}.subgroup_value,
-        {{ scored }}.substantive_answers,
-        {{ scored }}.favorable_answers,
-        case
-            when reporting_levels.reporting_level = 'school' then {{ scored }}.school_id
-            else {{ scored }}.district_id
-        end as entity_id
+        count(*) as respondents,
+        count({{ scored }}.{{ score }}) as scored_respondents,
+        sum({{ scored }}.{{ score }}) as score_sum,
+        sum({{ scored }}.favorable_answers) as favorable_answers,
+        sum({{ scored }}.substantive_answers) as substantive_answers
     from {{ scored }}
     inner join {{ subgroups }}
         on {{ scored }}.response_id = {{ subgroups }}.response_id
-    cross join reporting_levels
+    group by
+        {{ scored }}.school_year,
+        {{ scored }}.respondent_type,
+        {{ scored }}.district_id,
+        {{ scored }}.school_id,
+        {%- for key in keys %}
+        {{ scored }}.{{ key }},
+        {%- endfor %}
+        {{ subgroups }}.subgroup_category,
+        {{ subgroups }}.subgroup_value
+),
+
+aggregated as (
+    select
+        school_year,
+        respondent_type,
+        'school' as reporting_level,
+        school_id as entity_id,
+        district_id,
+        {%- for key in keys %}
+        {{ key }},
+        {%- endfor %}
+        subgroup_category,
+        subgroup_value,
+        respondents,
+        scored_respondents,
+        score_sum,
+        favorable_answers,
+        substantive_answers
+    from school_aggregated
+    where school_id is not null
+
+    union all
+
+    select
+        school_year,
+        respondent_type,
+        'district' as reporting_level,
+        district_id as entity_id,
+        district_id,
+        {%- for key in keys %}
+        {{ key }},
+        {%- endfor %}
+        subgroup_category,
+        subgroup_value,
+        sum(respondents) as respondents,
+        sum(scored_respondents) as scored_respondents,
+        sum(score_sum) as score_sum,
+        sum(favorable_answers) as favorable_answers,
+        sum(substantive_answers) as substantive_answers
+    from school_aggregated
+    where district_id is not null
+    group by
+        school_year,
+        respondent_type,
+        district_id,
+        {%- for key in keys %}
+        {{ key }},
+        {%- endfor %}
+        subgroup_category,
+        subgroup_value
 ),
 {%- endmacro %}

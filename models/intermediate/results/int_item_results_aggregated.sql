@@ -19,7 +19,7 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-{{ results_by_reporting_level('respondent_items', 'subgroups', ['topic_id', 'canonical_item_id', 'item_score']) }}
+{{ results_by_reporting_level('respondent_items', 'subgroups', ['topic_id', 'canonical_item_id'], 'item_score') }}
 
 final as (
     select
@@ -32,22 +32,11 @@ final as (
         canonical_item_id,
         subgroup_category,
         subgroup_value,
-        count(*) as respondents,
-        avg(item_score) as item_mean,
-        cast(sum(favorable_answers) as bigint) as favorable_answers,
-        cast(sum(substantive_answers) as bigint) as substantive_answers
-    from grouped
-    where entity_id is not null
-    group by
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        district_id,
-        topic_id,
-        canonical_item_id,
-        subgroup_category,
-        subgroup_value
+        cast(respondents as bigint) as respondents,
+        score_sum / nullif(scored_respondents, 0) as item_mean,
+        cast(favorable_answers as bigint) as favorable_answers,
+        cast(substantive_answers as bigint) as substantive_answers
+    from aggregated
 )
 
 select * from final

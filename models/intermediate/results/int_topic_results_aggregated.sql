@@ -19,7 +19,7 @@ subgroups as (
     select * from {{ ref('int_respondent_subgroups_assigned') }}
 ),
 
-{{ results_by_reporting_level('respondent_topics', 'subgroups', ['topic_id', 'topic_score']) }}
+{{ results_by_reporting_level('respondent_topics', 'subgroups', ['topic_id'], 'topic_score') }}
 
 final as (
     select
@@ -31,22 +31,12 @@ final as (
         topic_id,
         subgroup_category,
         subgroup_value,
-        count(*) as respondents,
-        count(topic_score) as scored_respondents,
-        avg(topic_score) as topic_mean,
-        cast(sum(favorable_answers) as bigint) as favorable_answers,
-        cast(sum(substantive_answers) as bigint) as substantive_answers
-    from grouped
-    where entity_id is not null
-    group by
-        school_year,
-        respondent_type,
-        reporting_level,
-        entity_id,
-        district_id,
-        topic_id,
-        subgroup_category,
-        subgroup_value
+        cast(respondents as bigint) as respondents,
+        cast(scored_respondents as bigint) as scored_respondents,
+        score_sum / nullif(scored_respondents, 0) as topic_mean,
+        cast(favorable_answers as bigint) as favorable_answers,
+        cast(substantive_answers as bigint) as substantive_answers
+    from aggregated
 )
 
 select * from final
