@@ -48,7 +48,7 @@ CSS = """
 body{font:14px/1.45 system-ui,sans-serif;margin:2em auto;max-width:1200px;padding:0 1em;color:#222}
 h1{font-size:1.5em} h2{font-size:1.2em;margin-top:2em;border-bottom:1px solid #ddd}
 table{border-collapse:collapse;margin:.5em 0;width:100%} td,th{border:1px solid #ddd;padding:3px 6px;
-text-align:left;vertical-align:top;overflow-wrap:anywhere} th{background:#f4f4f4}
+text-align:left;vertical-align:top;overflow-wrap:anywhere} th{background:#f4f4f4;overflow-wrap:normal}
 td:nth-child(-n+2){overflow-wrap:normal;white-space:nowrap} td.num{text-align:right}
 .passed,.pass,.success,.ok{color:#176f2c}.failed,.fail,.error{color:#b00020;font-weight:bold}
 .warning,.warn{color:#a35a00;font-weight:bold}.skipped,.info{color:#666}
@@ -413,8 +413,8 @@ def _funnel(tables: list[dict]) -> str:
     tables = [t for t in tables if t.get("lines")]
     if not tables:
         return ""
-    width, left, bar, gap = 560, 150, 7, 10
-    span = width - left - 120
+    width, left, bar, gap = 600, 150, 7, 10
+    span = width - left - 160  # room for "10,225,206 → 9,815,586" after the bars
     body, y = [], 0
     for n, (key, name, color) in enumerate(FUNNEL):  # legend
         body += [f"<rect x='{left + (n % 3) * 120}' y='{y + (n // 3) * 14}' width='10' height='10' fill='{color}'/>",
