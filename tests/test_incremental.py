@@ -421,12 +421,39 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
     student_seq = int(query(db, "select max(_seq) as s from raw.students").s[0]) + 1
     write_extract(arrivals, "students", datetime(2025, 7, 2), [change("u", student_seq, "2025-07-02T09:00:00.000Z", **roster)])
     saved = put_markers(db, years)
+    some = list(query(db, "select distinct response_id from intermediate.int_response_items_listwise_filtered "
+                          "order by 1 limit 4").response_id)
+    saved_by_response = mark_responses(db, some)
     run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    # the tables maintained by response (with what they are built from) first: a roster
+    # file rebuilds every response of respondents_wide, the only one built from students,
+    # and none of the others
+    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    still_marked = marked_responses(db)
+    unmark_responses(db, saved_by_response)
+    assert still_marked == {t: set() if t == "marts.respondents_wide" else set(some) for t in BY_RESPONSE}
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-3000:]
     for table, marked in marked_years(db).items():
         assert marked == set(years) - {middle}, f"{table}: only {middle}, when the student responded, is rebuilt"
     clear_markers(db, saved)
+
+    # an invitations file: no table maintained by response is built from invitations
+    invitation = query(db, "select * exclude (_op, _ts, _seq, _extra, _source_file, _source_line) "
+                           "from raw.survey_invitations order by _seq desc limit 1").iloc[0].to_dict()
+    invitation_seq = int(query(db, "select max(_seq) as s from raw.survey_invitations").s[0]) + 1
+    write_extract(arrivals, "survey_invitations", datetime(2025, 7, 3),
+                  [change("u", invitation_seq, "2025-07-03T09:00:00.000Z", **invitation)])
+    saved_by_response = mark_responses(db, some)
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    still_marked = marked_responses(db)
+    unmark_responses(db, saved_by_response)
+    assert still_marked == {t: set(some) for t in BY_RESPONSE}, "an invitations file rebuilds no response"
+    proc = dbt(project, env, "run")
+    assert proc.returncode == 0, proc.stdout[-3000:]
     assert_equals_full_refresh(project, env, folder / "full_after_corrections")
 
 

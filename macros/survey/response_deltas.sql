@@ -22,9 +22,11 @@
   Which responses changed, for this model: those with a change in a file of
   raw.question_responses or raw.survey_responses loaded after the high-water its last
   successful build went through, up to the high-water this build started from. A file of
-  any other table in that window (a survey, question, school, district, student or
-  invitation change, which can touch any response's attributes or scoring) rebuilds every
-  response, and so does a model without a recorded high-water. Project changes (a model,
+  any other replica table the model is built from in that window (found in dbt's graph:
+  surveys and survey questions for all five, which can touch any response's attributes
+  or scoring; students, schools and districts too for respondents_wide) rebuilds every
+  response, and so does a model without a recorded high-water. A file of a table it is
+  not built from (invitations) changes nothing here. Project changes (a model,
   seed or macro edited: a crosswalk, the item bank) are not data: the orchestrator builds
   them with --full-refresh (orchestrate/scope.py, dbt_args).
 
@@ -33,8 +35,7 @@
   one of these models without the models before it (`--select fct_survey_responses` after
   an ingest) rebuilds the changed responses from inputs that do not have them yet, and
   counts them as built; build with the models before it (`+fct_survey_responses`, as the
-  orchestrator's scope does). And a file of a table none of them reads (invitations)
-  still rebuilds every response.
+  orchestrator's scope does).
 -#}
 
 {% macro changed_responses() -%}
@@ -60,7 +61,7 @@
 
     select '*' as response_id
     from ({{ files_since_last_build() }}) as new_files
-    where new_files.table_name not in ('question_responses', 'survey_responses')
+    where new_files.table_name in ({{ "'" ~ (replica_tables_upstream() | join("', '")) ~ "'" }})
 
     union all
 
@@ -68,6 +69,37 @@
     from {{ ref('int_school_year_builds') }}
     where model_name = '{{ school_year_build_name() }}'
     having max(case when is_built then ingested_through end) is null
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The replica tables, other than the answers' and responses' change logs, that this
+    model is built from, however far upstream (dbt's graph, walked when the model runs):
+    a file of one of them rebuilds every response. A dependency added upstream is seen
+    without an edit here. Never empty (a name no table has stands in). -#}
+{% macro replica_tables_upstream() -%}
+    {%- set found = {} -%}
+    {%- do _collect_upstream(model.unique_id, found) -%}
+    {%- set tables = [] -%}
+    {%- for unique_id in found if unique_id.startswith('source.') -%}
+        {%- set source_node = graph.sources[unique_id] -%}
+        {%- if source_node.source_name == 'replica'
+            and source_node.name not in ('question_responses', 'survey_responses', 'ingest_ledger',
+                                         'quarantined_lines') -%}
+            {%- do tables.append(source_node.name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return((tables | sort) or ['-']) }}
+{%- endmacro %}
+
+{% macro _collect_upstream(unique_id, found) -%}
+    {%- if unique_id not in found -%}
+        {%- do found.update({unique_id: true}) -%}
+        {%- set node = graph.nodes.get(unique_id) -%}
+        {%- if node is not none -%}
+            {%- for parent in node.depends_on.nodes -%}
+                {%- do _collect_upstream(parent, found) -%}
+            {%- endfor -%}
+        {%- endif -%}
     {%- endif -%}
 {%- endmacro %}
 
