@@ -255,6 +255,21 @@ def clear_markers(db: str, saved: dict) -> None:
         con.close()
 
 
+def ingest_and_build_by_response_first(project: Path, env: dict[str, str], arrivals: Path,
+                                        responses: list[str]) -> dict[str, set[str]]:
+    """Mark every row of `responses` in the tables maintained by response, ingest the new
+    files, build those tables (with what they are built from) and return which marked
+    responses kept their marks, then unmark them: the aggregates after them, built next,
+    never read a marker."""
+    saved = mark_responses(env["DBT_DUCKDB_PATH"], responses)
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    still_marked = marked_responses(env["DBT_DUCKDB_PATH"])
+    unmark_responses(env["DBT_DUCKDB_PATH"], saved)
+    return still_marked
+
+
 def partitioned_tables(db: str) -> dict[str, pd.DataFrame]:
     con = duckdb.connect(db, read_only=True)
     try:
@@ -330,15 +345,11 @@ def realistic_day(sample_extracts, tmp_path_factory):
     untouched = built[~built.response_id.isin(response_ids(held + [corrections]))]
     marked = {"corrected": corrected[:5],
               "untouched": list(untouched.groupby("school_year").head(3).response_id)}
-    saved_by_response = mark_responses(db, marked["corrected"] + marked["untouched"])
-    marked["before"] = marked_responses(db)
-    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
-    # the tables maintained by response first (with what they are built from), and their
-    # markers gone before the aggregates after them read them
-    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
-    assert proc.returncode == 0, proc.stdout[-5000:]
-    rebuilt_responses = {"marked": marked, "still_marked": marked_responses(db)}
-    unmark_responses(db, saved_by_response)
+    responses = marked["corrected"] + marked["untouched"]
+    marked["before"] = {t: set(responses) & set(query(db, f"select distinct response_id from {t}").response_id)
+                        for t in BY_RESPONSE}
+    rebuilt_responses = {"marked": marked,
+                         "still_marked": ingest_and_build_by_response_first(project, env, arrivals, responses)}
     # `run`, not `build`: the markers left in closed years would fail their data tests
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-5000:]
@@ -423,15 +434,9 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
     saved = put_markers(db, years)
     some = list(query(db, "select distinct response_id from intermediate.int_response_items_listwise_filtered "
                           "order by 1 limit 4").response_id)
-    saved_by_response = mark_responses(db, some)
-    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
-    # the tables maintained by response (with what they are built from) first: a roster
-    # file rebuilds every response of respondents_wide, the only one built from students,
-    # and none of the others
-    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    still_marked = marked_responses(db)
-    unmark_responses(db, saved_by_response)
+    # a roster file rebuilds every response of respondents_wide, the only one of the
+    # tables maintained by response built from students, and none of the others
+    still_marked = ingest_and_build_by_response_first(project, env, arrivals, some)
     assert still_marked == {t: set() if t == "marts.respondents_wide" else set(some) for t in BY_RESPONSE}
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-3000:]
@@ -445,12 +450,7 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
     invitation_seq = int(query(db, "select max(_seq) as s from raw.survey_invitations").s[0]) + 1
     write_extract(arrivals, "survey_invitations", datetime(2025, 7, 3),
                   [change("u", invitation_seq, "2025-07-03T09:00:00.000Z", **invitation)])
-    saved_by_response = mark_responses(db, some)
-    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
-    proc = dbt(project, env, "run", "--select", *["+" + t.split(".")[1] for t in BY_RESPONSE])
-    assert proc.returncode == 0, proc.stdout[-3000:]
-    still_marked = marked_responses(db)
-    unmark_responses(db, saved_by_response)
+    still_marked = ingest_and_build_by_response_first(project, env, arrivals, some)
     assert still_marked == {t: set(some) for t in BY_RESPONSE}, "an invitations file rebuilds no response"
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-3000:]

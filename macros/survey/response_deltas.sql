@@ -103,25 +103,6 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- The files loaded after this model's last successful build, up to the high-water this
-    build started from (school_year_build_started). -#}
-{% macro files_since_last_build() -%}
-    select
-        ledger.file_name,
-        ledger.table_name
-    from {{ source('replica', 'ingest_ledger') }} as ledger
-    inner join (
-        select
-            max(case when is_built then ingested_through end) as built_through,
-            max(case when invocation_id = '{{ invocation_id }}' and not is_built then ingested_through end)
-                as building_through
-        from {{ ref('int_school_year_builds') }}
-        where model_name = '{{ school_year_build_name() }}'
-    ) as build_window
-        on ledger.loaded_at > build_window.built_through
-        and ledger.loaded_at <= build_window.building_through
-{%- endmacro %}
-
 {#- A filter: the row's response is rebuilt by this build (always true on a full build). -#}
 {% macro in_changed_responses(response_id) -%}
     {%- if is_incremental() -%}

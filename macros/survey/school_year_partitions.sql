@@ -77,13 +77,12 @@
         and not is_built
 {%- endmacro %}
 
-{#- The school years this build of the model rebuilds: '*' for every year. -#}
-{% macro changed_school_years() -%}
-    {%- if not school_year_builds_are_ours() -%}
-    select '*' as school_year
-    {%- else -%}
-    select distinct
-        case when mapped.file_name is null then '*' else mapped.school_year end as school_year
+{#- The files loaded after this model's last successful build, up to the high-water this
+    build started from (school_year_build_started). -#}
+{% macro files_since_last_build() -%}
+    select
+        ledger.file_name,
+        ledger.table_name
     from {{ source('replica', 'ingest_ledger') }} as ledger
     inner join (
         select
@@ -95,6 +94,16 @@
     ) as build_window
         on ledger.loaded_at > build_window.built_through
         and ledger.loaded_at <= build_window.building_through
+{%- endmacro %}
+
+{#- The school years this build of the model rebuilds: '*' for every year. -#}
+{% macro changed_school_years() -%}
+    {%- if not school_year_builds_are_ours() -%}
+    select '*' as school_year
+    {%- else -%}
+    select distinct
+        case when mapped.file_name is null then '*' else mapped.school_year end as school_year
+    from ({{ files_since_last_build() }}) as ledger
     left join {{ ref('int_ingested_files_school_years') }} as mapped
         on ledger.file_name = mapped.file_name
     where mapped.file_name is null or mapped.school_year is not null
