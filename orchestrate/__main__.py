@@ -9,6 +9,7 @@ import signal
 import sys
 import traceback
 
+from orchestrate import errors
 from orchestrate.errors import Interrupted, UserError, explain
 
 # command -> (module, help). Each module has add_arguments(parser) and main(args) -> int.
@@ -38,7 +39,8 @@ def stop_on_signals() -> None:
         signal.signal(signal.SIGTERM, signal.SIG_IGN)
         # dbt's console logger would print the interruption as an error with a stack trace
         logging.getLogger("stdout_log").setLevel(logging.CRITICAL + 1)
-        raise Interrupted(signal.Signals(signum).name)
+        errors.signal_received = signal.Signals(signum).name
+        raise Interrupted(errors.signal_received)
 
     signal.signal(signal.SIGINT, handler)
     signal.signal(signal.SIGTERM, handler)

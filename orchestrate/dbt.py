@@ -28,7 +28,8 @@ from pathlib import Path
 
 import yaml
 
-from orchestrate.errors import UserError
+from orchestrate import errors
+from orchestrate.errors import Interrupted, UserError
 from orchestrate.status import worst
 from orchestrate.warehouse import PROJECT_DIR, duckdb_path
 
@@ -164,6 +165,11 @@ def build(args: list[str], target: str, artifacts: Path, keep_in: Path) -> dict:
         release_duckdb()
     if isinstance(res.exception, KeyboardInterrupt):  # dbt cancelled its queries and stopped
         raise res.exception
+    if errors.signal_received:
+        # the signal reached dbt, which cancelled its queries by closing their connections
+        # and may end with the error of a statement on one of them ("Connection already
+        # closed") or with none: an interruption all the same
+        raise Interrupted(errors.signal_received) from res.exception
     run_results = read_json(artifacts / "run_results.json")
     manifest = read_json(artifacts / "manifest.json")
     if manifest is not None:

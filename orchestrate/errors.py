@@ -13,6 +13,12 @@ class Interrupted(KeyboardInterrupt):
     """SIGINT (Ctrl-C) or SIGTERM: the command stops where it is. str() names the signal."""
 
 
+# The signal that stopped this process (__main__.stop_on_signals), once one has: code that
+# hears of the stop second-hand (dbt ends with the error of a connection it closed when it
+# cancelled its queries) knows it was an interruption.
+signal_received: str | None = None
+
+
 # File-system conditions a person can fix: (errno values, words in DuckDB's messages, which
 # carry no errno), what happened, what to do.
 _CONDITIONS = (
