@@ -381,6 +381,11 @@ def _record_types(table: Table) -> dict[str, str]:
     return types
 
 
+def _record_struct(table: Table) -> str:
+    """The parsed record's SQL type (_record_types), as the work table holds it."""
+    return "struct(" + ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items()) + ")"
+
+
 def _known(table: Table) -> tuple[list[str], str]:
     """The keys the contract lists for the table (envelope first), and as a SQL list."""
     known = ["_op", "_ts", "_seq", *table.columns]
@@ -441,8 +446,6 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
     record = "{" + ", ".join(f'"{k}": "JSON"' for k in known) + "}"
     files = ", ".join(f"({_quote(Path(path))}, '{name}', {first})"
                       for path, (name, first) in first_lines.items())
-    types = _record_types(table)
-    struct = ", ".join(f'"{k}" {t}' for k, t in types.items())
 
     def v(key: str) -> str:
         return f"j.\"{key}\""
@@ -505,7 +508,7 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
       coalesce(strlen(line), 0) + 1 as line_bytes,
       null::varchar as reason,
       null::varchar as bad_line,
-      case when clean then struct_pack({rec})::struct({struct}) end as rec,
+      case when clean then struct_pack({rec})::{_record_struct(table)} end as rec,
       case when clean then ts end as ts,
       case when has_extra then {_extra_sql("line", known_list)} end as extra,
       not clean as careful,
@@ -714,8 +717,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
     run's numbers start after the lines of the runs before it (the examined counts), so
     batch line numbers are those of one pass over the whole batch once _check_lines has
     verified the counts. An error or an interrupt in one run stops the others."""
-    con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec struct("
-                + ", ".join(f'"{k}" {t}' for k, t in _record_types(table).items()) + "))")
+    con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec {_record_struct(table)})")
     threads = int(con.execute("select current_setting('threads')").fetchone()[0])
     jobs, offset = [], 0
     for group in _groups(batch, max(1, threads)):
@@ -747,13 +749,14 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
 
 
 def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
-                 checked: str, fast_path: bool = True) -> None:
+                 batch_lines: str, checked: str, fast_path: bool = True) -> None:
     """The work table `checked` from the batch's lines: every line with its file, line
     number, size, and either its record, timestamp and unknown keys or the reason it is
     quarantined. Clean lines take the fast path (_fast_lines_sql: read and parsed once,
     judged by one condition); the others, all of them without `fast_path`, are judged one
     by one by the careful path, which names what is wrong. Column `careful` says which path
-    a line took."""
+    a line took. `batch_lines`: _lines_sql of the whole batch, for the numbering pass when
+    the examined line counts do not hold."""
     _judge(con, table, batch, longest, fast_path, checked)
     numbered = {name: (lines, low, high) for name, lines, low, high in con.execute(
         f"select source_file, count(*), min(line_no), max(line_no) from {checked} group by all"
@@ -762,7 +765,7 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, lon
                     for meta, _, examined in batch if examined.lines}:
         # the line reader ends lines where the examining pass did not (a lone carriage
         # return, say): number them as the reader reads them, in one pass over the batch
-        con.execute(f"create or replace temp table _lines as {_lines_sql([p for _, p, _ in batch], longest)}")
+        con.execute(f"create or replace temp table _lines as {batch_lines}")
         first_lines = {filename: (Path(filename).name, first) for filename, first in con.execute(
             "select filename, min(n) - 1 from _lines group by filename").fetchall()}
         con.execute(f"delete from {checked}")
@@ -820,8 +823,9 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
         for c, t in table.raw_columns().items()
     )
     longest = max(examined.longest_line for _, _, examined in batch)
-    _check_lines(con, table, batch, longest, checked, fast_path)
-    _quarantine_repeated_seqs(con, table, _lines_sql([p for _, p, _ in batch], longest), checked)
+    batch_lines = _lines_sql([p for _, p, _ in batch], longest)
+    _check_lines(con, table, batch, longest, batch_lines, checked, fast_path)
+    _quarantine_repeated_seqs(con, table, batch_lines, checked)
     con.execute("begin transaction")
     try:
         con.execute(
