@@ -124,12 +124,5 @@
 
 {#- The config of a model maintained by response (see the top of this file). -#}
 {% macro response_delta_maintained() -%}
-    {{ config(
-        materialized='incremental',
-        incremental_strategy='append',
-        on_schema_change='fail',
-        tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_responses() }}"],
-        post_hook="{{ school_year_build_finished() }}"
-    ) }}
+    {{ build_logged_incremental('delete_changed_responses') }}
 {%- endmacro %}

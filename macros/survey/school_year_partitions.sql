@@ -147,14 +147,22 @@
     coalesce(try_cast(substr({{ school_year }}, 1, 4) as bigint), 0)
 {%- endmacro %}
 
-{#- The config of a model partitioned by school year (see the top of this file). -#}
-{% macro school_year_partitioned() -%}
+{#- The config of a model that keeps its high-water in the build log and, on an
+    incremental run, deletes what changed (the macro named `delete_changed`) before its
+    query appends it again: partitioned by school year, or maintained by response
+    (response_deltas.sql). -#}
+{% macro build_logged_incremental(delete_changed) -%}
     {{ config(
         materialized='incremental',
         incremental_strategy='append',
         on_schema_change='fail',
         tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+        pre_hook=["{{ school_year_build_started() }}", "{{ " ~ delete_changed ~ "() }}"],
         post_hook="{{ school_year_build_finished() }}"
     ) }}
+{%- endmacro %}
+
+{#- The config of a model partitioned by school year (see the top of this file). -#}
+{% macro school_year_partitioned() -%}
+    {{ build_logged_incremental('delete_changed_school_years') }}
 {%- endmacro %}
