@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import shutil
 from datetime import datetime
 from pathlib import Path
@@ -455,6 +456,60 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-3000:]
     assert_equals_full_refresh(project, env, folder / "full_after_corrections")
+
+
+def responses_read_by_uniqueness_test(env: dict[str, str], table: str) -> set[str]:
+    """The responses the last run of the uniqueness test of a table maintained by response
+    read: its SQL as dbt ran it (target/run), its filtered relation queried."""
+    name = table.split(".")[1]
+    [sql_file] = (Path(env["DBT_TARGET_PATH"]) / "run").rglob(f"{name}.yml/unique*.sql")
+    found = re.search(r"\(select \* from (\S+) where (.*)\) dbt_subquery", sql_file.read_text(), re.S)
+    assert found, f"{sql_file.name}: the test reads a filtered relation"
+    relation, condition = found.groups()
+    return set(query(env["DBT_DUCKDB_PATH"], f"select distinct response_id from {relation} where {condition}").response_id)
+
+
+def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_responses(realistic_day):
+    """A day's build tests the uniqueness of a table maintained by response on the
+    responses it rebuilt (a key holding response_id can only repeat within one response,
+    and no other response's rows changed since their last test); a plain `dbt test`, a
+    full refresh and a build from scratch test every row."""
+    env, project, _, arrivals, *_ = realistic_day
+    db = env["DBT_DUCKDB_PATH"]
+    con = duckdb.connect(db)
+    try:
+        day = bench.write_next_day(con, arrivals, share=0.002, current_year_only=True)
+    finally:
+        con.close()
+    run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    models = [t.split(".")[1] for t in BY_RESPONSE]
+    proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    changed = response_ids([day])
+    every = {t: set(query(db, f"select distinct response_id from {t}").response_id) for t in BY_RESPONSE}
+    for table in BY_RESPONSE:
+        tested = responses_read_by_uniqueness_test(env, table)
+        assert tested == changed & every[table], f"{table}: the day's build tests the responses it rebuilt"
+        assert 0 < len(tested) < len(every[table]) / 10, table
+
+    proc = dbt(project, env, "test", "--select", *models)
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    for table in BY_RESPONSE:
+        assert responses_read_by_uniqueness_test(env, table) == every[table], f"{table}: `dbt test` tests every row"
+
+    tables = list(BY_RESPONSE)
+    proc = dbt(project, env, "build", "--full-refresh", "--select", models[0], "--exclude-resource-type", "unit_test")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert responses_read_by_uniqueness_test(env, tables[0]) == every[tables[0]], f"{tables[0]}: a full refresh tests every row"
+
+    con = duckdb.connect(db)
+    try:
+        con.execute(f"drop table {tables[2]}")
+    finally:
+        con.close()
+    proc = dbt(project, env, "build", "--select", models[2], "--exclude-resource-type", "unit_test")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert responses_read_by_uniqueness_test(env, tables[2]) == every[tables[2]], f"{tables[2]}: a build from scratch tests every row"
 
 
 def test_project_changes_rebuild_incremental_models_in_full():

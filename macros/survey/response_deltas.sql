@@ -42,6 +42,21 @@
     {%- if not school_year_builds_are_ours() -%}
     select '*' as response_id
     {%- else -%}
+    {{ responses_changed_in(files_since_last_build(), model.unique_id) }}
+
+    union all
+
+    select '*' as response_id
+    from {{ ref('int_school_year_builds') }}
+    where model_name = '{{ school_year_build_name() }}'
+    having max(case when is_built then ingested_through end) is null
+    {%- endif -%}
+{%- endmacro %}
+
+{#- The responses that the files of a window (a query of file_name, table_name) change for
+    a model: those with a change in an answer or response file, and '*' (every response)
+    when the window holds a file of another replica table the model is built from. -#}
+{% macro responses_changed_in(files, model_unique_id) -%}
     select changes.response_id
     from (
         select
@@ -54,31 +69,24 @@
             _source_file
         from {{ source('replica', 'survey_responses') }}
     ) as changes
-    inner join ({{ files_since_last_build() }}) as new_files
+    inner join ({{ files }}) as new_files
         on changes._source_file = new_files.file_name
 
     union all
 
     select '*' as response_id
-    from ({{ files_since_last_build() }}) as new_files
-    where new_files.table_name in ({{ "'" ~ (replica_tables_upstream() | join("', '")) ~ "'" }})
-
-    union all
-
-    select '*' as response_id
-    from {{ ref('int_school_year_builds') }}
-    where model_name = '{{ school_year_build_name() }}'
-    having max(case when is_built then ingested_through end) is null
-    {%- endif -%}
+    from ({{ files }}) as new_files
+    where new_files.table_name in ({{ "'" ~ (replica_tables_upstream(model_unique_id) | join("', '")) ~ "'" }})
 {%- endmacro %}
 
 {#- The replica tables, other than the answers' and responses' change logs, that this
     model is built from, however far upstream (dbt's graph, walked when the model runs):
     a file of one of them rebuilds every response. A dependency added upstream is seen
     without an edit here. Never empty (a name no table has stands in). -#}
-{% macro replica_tables_upstream() -%}
+{% macro replica_tables_upstream(model_unique_id=none) -%}
+    {%- if not execute %}{{ return(['-']) }}{% endif -%}
     {%- set found = {} -%}
-    {%- do _collect_upstream(model.unique_id, found) -%}
+    {%- do _collect_upstream(model_unique_id or model.unique_id, found) -%}
     {%- set tables = [] -%}
     {%- for unique_id in found if unique_id.startswith('source.') -%}
         {%- set source_node = graph.sources[unique_id] -%}
@@ -125,4 +133,80 @@
 {#- The config of a model maintained by response (see the top of this file). -#}
 {% macro response_delta_maintained() -%}
     {{ build_logged_incremental('delete_changed_responses') }}
+{%- endmacro %}
+
+{#-
+  The uniqueness tests of a model maintained by response check the responses its build
+  just rebuilt, not the millions it kept: their keys hold response_id, so a key can only
+  repeat among one response's rows, and a kept response's rows, which passed the test
+  before, have not changed since. (Its not_null tests, a cheap scan, read every row.)
+  Such a test is configured `where: "__rebuilt_responses__"`; dbt's get_where_subquery,
+  overridden below as dbt's docs describe for a `where` a macro computes, replaces the
+  placeholder with a filter on rebuilt_responses(). Every row is read when the model was
+  not built by this invocation (a plain `dbt test`), was built from scratch (a full
+  refresh, or no table yet: school_year_build_started), has no earlier build, or has no
+  build log in this target, or when the build's window holds a file of another table the
+  model is built from.
+-#}
+{% macro get_where_subquery(relation) -%}
+    {%- set where = config.get('where') or '' -%}
+    {%- if '__rebuilt_responses__' in where -%}
+        {%- set where = where | replace('__rebuilt_responses__', rebuilt_responses_filter(relation)) -%}
+    {%- endif -%}
+    {%- if where -%}
+        {%- set filtered -%}
+            (select * from {{ relation }} where {{ where }}) dbt_subquery
+        {%- endset -%}
+        {%- do return(filtered) -%}
+    {%- else -%}
+        {%- do return(relation) -%}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- A test cannot ref() what it does not declare: the build log is found in dbt's graph,
+    as this target builds it. -#}
+{% macro rebuilt_responses_filter(relation) -%}
+    {%- if not execute or flags.FULL_REFRESH %}{{ return('true') }}{% endif -%}
+    {%- set log_node = graph.nodes.get('model.' ~ project_name ~ '.int_school_year_builds') -%}
+    {%- set log = adapter.get_relation(database=log_node.database, schema=log_node.schema,
+                                       identifier=log_node.alias) if log_node else none -%}
+    {%- if log is none or (log.database | lower) != (relation.database | lower) -%}
+        {{ return('true') }}
+    {%- endif -%}
+    {%- set rebuilt = rebuilt_responses(relation, model.attached_node, log) -%}
+    {{ return("(response_id in (" ~ rebuilt ~ ") or '*' in (" ~ rebuilt ~ "))") }}
+{%- endmacro %}
+
+{#- The responses the latest build of the model (its relation and unique_id) rebuilt, in
+    this invocation, by its build log (builds): '*' for every one (see above). -#}
+{% macro rebuilt_responses(relation, model_unique_id, builds) -%}
+    {%- set build_name = school_year_build_name(relation) -%}
+    {%- set files -%}
+    select
+        ledger.file_name,
+        ledger.table_name
+    from {{ source('replica', 'ingest_ledger') }} as ledger
+    inner join (
+        select
+            max(case when is_built and invocation_id <> '{{ invocation_id }}' then ingested_through end)
+                as built_through,
+            max(case when is_built and invocation_id = '{{ invocation_id }}' then ingested_through end)
+                as rebuilt_through
+        from {{ builds }}
+        where model_name = '{{ build_name }}'
+    ) as build_window
+        on ledger.loaded_at > build_window.built_through
+        and ledger.loaded_at <= build_window.rebuilt_through
+    {%- endset -%}
+    {{ responses_changed_in(files, model_unique_id) }}
+
+    union all
+
+    select '*' as response_id
+    from {{ builds }}
+    where model_name = '{{ build_name }}'
+    having
+        max(case when is_built and invocation_id <> '{{ invocation_id }}' then ingested_through end) is null
+        or count(case when is_built and invocation_id = '{{ invocation_id }}' then 1 end) = 0
+        or count(case when is_built and invocation_id = '{{ invocation_id }}' and ingested_through is null then 1 end) > 0
 {%- endmacro %}

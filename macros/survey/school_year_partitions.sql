@@ -40,18 +40,24 @@
 {#- Whether the build log is this target's own: a build that defers to another warehouse
     (pr-check's pr_* schemas read production's unchanged models) neither writes into
     production's log nor trusts it; it rebuilds every year. -#}
-{% macro school_year_builds_are_ours() -%}
+{% macro school_year_builds_are_ours(relation=none) -%}
+    {%- set relation = relation or this -%}
     {%- set builds = ref('int_school_year_builds') -%}
-    {{ return((builds.database | lower) == (this.database | lower)
+    {{ return((builds.database | lower) == (relation.database | lower)
               and (builds.schema | lower) == (generate_schema_name('intermediate', none) | trim | lower)) }}
 {%- endmacro %}
 
 {#- The name a model's builds are logged under: its schema and table, so that a build of
     the same model into other schemas (pr-check's pr_*) never stands for this one. -#}
-{% macro school_year_build_name() -%}
-    {{ return(this.schema ~ '.' ~ this.identifier) }}
+{% macro school_year_build_name(relation=none) -%}
+    {%- set relation = relation or this -%}
+    {{ return(relation.schema ~ '.' ~ relation.identifier) }}
 {%- endmacro %}
 
+{#- A build's first row: the high-water it builds through. A build from scratch (a full
+    refresh, or no table yet) adds a second row without a high-water, which the post-hook
+    finishes with the first: the data tests of the models maintained by response then
+    check every row (rebuilt_responses, response_deltas.sql). -#}
 {% macro school_year_build_started() -%}
     {%- if not school_year_builds_are_ours() %}{{ return('') }}{% endif -%}
     insert into {{ school_year_builds() }} (model_name, invocation_id, ingested_through, is_built)
@@ -61,6 +67,14 @@
         max(loaded_at),
         false
     from {{ source('replica', 'ingest_ledger') }}
+    {%- if not is_incremental() %}
+    union all
+    select
+        '{{ school_year_build_name() }}',
+        '{{ invocation_id }}',
+        cast(null as timestamp),
+        false
+    {%- endif %}
 {%- endmacro %}
 
 {% macro school_year_build_finished() -%}
