@@ -173,28 +173,28 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
                         "(`python -m orchestrate run`).")
     started = time.perf_counter()
     instruments = read_instruments(warehouse, names)
-    units = warehouse.rows(f"select distinct school_year, respondent_type from {names['listwise']} "
-                           "order by respondent_type, school_year")
+    digests = input_digests(warehouse, names)
+    units = list(digests)
     stored = {} if recompute else stored_fingerprints(warehouse, names)
     tables: dict[str, list[dict]] = {name: [] for name in TABLES}
     counts = {"topics": 0, "invariance": 0}
-    fingerprints: dict[tuple[str, str], str] = {}
-    kept: list[tuple[str, str]] = []
+    fingerprints = {unit: fingerprint(digests[unit], instruments.get(unit[1], {}), min_n, min_group_n)
+                    for unit in units}
+    kept = [unit for unit in units if stored.get(unit) == fingerprints[unit]]
     responses: dict[str, pd.DataFrame] = {}
     for number, (school_year, respondent_type) in enumerate(units, start=1):
         unit_started = time.perf_counter()
+        unit = (school_year, respondent_type)
+        if unit in kept:
+            progress(f"  [psychometrics {number}/{len(units)}] {school_year} {respondent_type}: "
+                     f"{digests[unit]['respondents']:,} respondents, inputs unchanged: rows kept")
+            continue
         topics = instruments.get(respondent_type, {})
-        if respondent_type not in responses:  # one read per instrument, every school year
-            responses = {respondent_type: read_responses(warehouse, names, respondent_type, topics)}
+        if respondent_type not in responses:  # one read per instrument, of its changed years
+            years = [y for (y, t) in units if t == respondent_type and (y, t) not in kept]
+            responses = {respondent_type: read_responses(warehouse, names, respondent_type, topics, years)}
         everyone = responses[respondent_type]
         frame = everyone[everyone["school_year"] == school_year].drop(columns=["school_year"])
-        unit = (school_year, respondent_type)
-        fingerprints[unit] = fingerprint(frame, topics, min_n, min_group_n)
-        if stored.get(unit) == fingerprints[unit]:
-            kept.append(unit)
-            progress(f"  [psychometrics {number}/{len(units)}] {school_year} {respondent_type}: "
-                     f"{len(frame):,} respondents, inputs unchanged: rows kept")
-            continue
         # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
         with threadpool_limits(1, user_api="blas"):
             result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
@@ -242,16 +242,55 @@ def _code_version() -> str:
     return digest.hexdigest()
 
 
-def fingerprint(frame: pd.DataFrame, topics: dict[str, Topic], min_n: int, min_group_n: int) -> str:
-    """What a unit's rows are computed from: its respondents (rows in response order, every
-    item score, gender, race/ethnicity), its topics and items, the minimum sizes, the code."""
-    digest = hashlib.sha256()
-    settings = {"columns": list(frame.columns), "min_n": min_n, "min_group_n": min_group_n,
+def input_digests(warehouse, names: dict) -> dict[tuple[str, str], dict]:
+    """Per school year and respondent type (the units, in the order they are computed):
+    its respondents and a digest of what its rows are computed from, summed in the
+    warehouse so that a unit whose inputs have not changed is never read: every item score
+    of its responses (int_response_items_listwise_filtered) and each response's gender and
+    race/ethnicity (respondents_wide)."""
+    rows = warehouse.rows(f"""
+        with listwise as (
+            select response_id, school_year, respondent_type, canonical_item_id, item_score
+            from {names['listwise']}
+        ),
+        answers as (
+            select school_year, respondent_type, count(*) as answers,
+                   sum(hash(response_id, canonical_item_id, item_score)) as answers_digest
+            from listwise
+            group by school_year, respondent_type
+        ),
+        responses as (
+            select distinct response_id, school_year, respondent_type
+            from listwise
+        ),
+        respondents as (
+            select responses.school_year, responses.respondent_type, count(*) as respondents,
+                   sum(hash(responses.response_id, wide.gender, wide.race_ethnicity)) as respondents_digest
+            from responses
+            left join {names['respondents']} as wide
+                on responses.response_id = wide.response_id
+            group by responses.school_year, responses.respondent_type
+        )
+        select answers.school_year, answers.respondent_type, respondents.respondents,
+               answers.answers, cast(answers.answers_digest as varchar),
+               cast(respondents.respondents_digest as varchar)
+        from answers
+        inner join respondents
+            on answers.school_year is not distinct from respondents.school_year
+            and answers.respondent_type = respondents.respondent_type
+        order by answers.respondent_type, answers.school_year""")
+    return {(year, kind): {"respondents": int(n), "answers": int(answers), "answers_digest": a,
+                           "respondents_digest": r}
+            for year, kind, n, answers, a, r in rows}
+
+
+def fingerprint(digest: dict, topics: dict[str, Topic], min_n: int, min_group_n: int) -> str:
+    """What a unit's rows are computed from: its inputs' digest (input_digests), its topics
+    and items, the minimum sizes, the code."""
+    settings = {"inputs": digest, "min_n": min_n, "min_group_n": min_group_n,
                 "topics": {t: [topic.items, topic.scale_points] for t, topic in sorted(topics.items())},
                 "code": _code_version()}
-    digest.update(json.dumps(settings, sort_keys=True).encode())
-    digest.update(pd.util.hash_pandas_object(frame, index=False).to_numpy().tobytes())
-    return digest.hexdigest()
+    return hashlib.sha256(json.dumps(settings, sort_keys=True).encode()).hexdigest()
 
 
 def fingerprints_table() -> str:
@@ -313,20 +352,23 @@ def _lit(value: str) -> str:
     return "'" + str(value).replace("'", "''") + "'"
 
 
-def read_responses(warehouse, names: dict, respondent_type: str, topics: dict[str, Topic]) -> pd.DataFrame:
-    """One row per response of the instrument with a complete topic: its school year, one
-    column per item (null where its topic is not complete), gender and race_ethnicity
-    (null when not linked to a student)."""
+def read_responses(warehouse, names: dict, respondent_type: str, topics: dict[str, Topic],
+                   school_years: list[str | None]) -> pd.DataFrame:
+    """One row per response of the instrument in these school years with a complete topic:
+    its school year, one column per item (null where its topic is not complete), gender and
+    race_ethnicity (null when not linked to a student)."""
     items = [item for topic in topics.values() for item in topic.items]
     if not items:
         return pd.DataFrame(columns=["school_year", "gender", "race_ethnicity"])
+    years = " or ".join("school_year is null" if y is None else f"school_year = {_lit(y)}"
+                        for y in school_years) or "false"
     pivot = ",\n".join(f"max(case when canonical_item_id = {_lit(item)} then item_score end) as i{n}"
                        for n, item in enumerate(items))
     frame = warehouse.df(f"""
         with listwise as (
             select response_id, school_year, canonical_item_id, item_score
             from {names['listwise']}
-            where respondent_type = {_lit(respondent_type)}
+            where respondent_type = {_lit(respondent_type)} and ({years})
         ),
         wide as (
             select response_id, school_year, {pivot}
