@@ -7,7 +7,8 @@ recorded in orchestrate.run_history):
   that model and what reads it);
 - the data: `source:replica.<table>+` for the raw tables that received files since that
   build (unit tests, which check code, not data, are left out when only data changed).
-With neither it builds nothing. A build of project changes, and a build of everything,
+With neither it builds nothing. When the project's files are byte for byte those of the
+kept build (project_digest), `state:modified` is known to be empty and dbt is not asked. A build of project changes, and a build of everything,
 runs with --full-refresh: incremental models (those partitioned by school year rebuild
 only the years with new files) rebuild in full what the change reaches. What
 `state:modified` cannot see is
@@ -57,6 +58,20 @@ def environment_fingerprint() -> str:
     return digest.hexdigest()
 
 
+def project_digest() -> str:
+    """A hash of the dbt project's files (what dbt parses, and profiles.yml). When it equals
+    the kept build's, no file dbt reads has changed: `state:modified` would be empty and
+    resolve() does not ask dbt (one parse fewer on a day's run)."""
+    digest = hashlib.sha256()
+    for name in (*PROJECT_INPUTS, "analyses", "profiles.yml"):
+        root = PROJECT_DIR / name
+        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
+        for path in paths:
+            digest.update(path.relative_to(PROJECT_DIR).as_posix().encode() + b"\0")
+            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    return digest.hexdigest()
+
+
 def ledger_high_water(warehouse, ledger: str | None) -> datetime | None:
     """The ingest ledger's latest load time (None without one). Read before the build: a
     file loaded later (a separate `ingest`) is not built yet."""
@@ -90,7 +105,8 @@ def keep_build(target: str, artifacts: Path, run_id: str, fingerprint: str, scop
     tmp.mkdir(parents=True)
     source = artifacts if full_parse(scope) or not (state / "manifest.json").exists() else state
     shutil.copy2(source / "manifest.json", tmp / "manifest.json")
-    (tmp / "build.json").write_text(json.dumps({"run_id": run_id, "fingerprint": fingerprint}) + "\n")
+    (tmp / "build.json").write_text(json.dumps({"run_id": run_id, "fingerprint": fingerprint,
+                                                "project": scope.get("project_digest")}) + "\n")
     old = state.with_name(f".{state.name}-old-{os.getpid()}")
     if state.exists():
         os.replace(state, old)
@@ -103,7 +119,8 @@ def build_scope(warehouse, ledger: str | None, target: str, options: dict) -> di
     """The data half of the scope, read from the warehouse: kind all (everything),
     selected (--select), or `pending` with the new files' tables since the kept build;
     resolve() adds the project half once the warehouse is closed."""
-    scope = {"kind": "all", "fingerprint": environment_fingerprint(), "built_through": None}
+    scope = {"kind": "all", "fingerprint": environment_fingerprint(), "project_digest": project_digest(),
+             "built_through": None}
     if options.get("select"):
         return {**scope, "kind": "selected", "why": "--select " + " ".join(options["select"])}
     scope["built_through"] = ledger_high_water(warehouse, ledger)
@@ -125,7 +142,8 @@ def build_scope(warehouse, ledger: str | None, target: str, options: dict) -> di
     tables = [t for (t,) in warehouse.rows(
         f"select distinct table_name from {ledger} where loaded_at > ? order by table_name",
         [built_through])]
-    return {**scope, "kind": "pending", "tables": tables, "since_run": since_run}
+    return {**scope, "kind": "pending", "tables": tables, "since_run": since_run,
+            "project_as_kept": kept.get("project") == scope["project_digest"]}
 
 
 def resolve(scope: dict, target: str, artifacts: Path) -> dict:
@@ -134,15 +152,18 @@ def resolve(scope: dict, target: str, artifacts: Path) -> dict:
     if scope["kind"] != "pending":
         return scope
     state = dbt.state_path(target)
-    res = dbt.invoke(["ls", "--select", "state:modified", "--state", str(state),
-                      "--output", "json", "--output-keys", "name", "resource_type", "--quiet"],
-                     target=target, artifacts=artifacts)
-    dbt.release_duckdb()
-    if not res.success:  # dbt cannot parse the project: the build says why
-        return {**scope, "kind": "all", "why": "everything (dbt could not compare the project "
-                                               "with the last passing build)"}
-    dbt.publish(artifacts, target)
-    nodes = [json.loads(line) for line in res.result or []]
+    if scope.get("project_as_kept"):
+        nodes = []  # the same files as the kept build's: nothing for dbt to compare
+    else:
+        res = dbt.invoke(["ls", "--select", "state:modified", "--state", str(state),
+                          "--output", "json", "--output-keys", "name", "resource_type", "--quiet"],
+                         target=target, artifacts=artifacts)
+        dbt.release_duckdb()
+        if not res.success:  # dbt cannot parse the project: the build says why
+            return {**scope, "kind": "all", "why": "everything (dbt could not compare the project "
+                                                   "with the last passing build)"}
+        dbt.publish(artifacts, target)
+        nodes = [json.loads(line) for line in res.result or []]
     modified = sorted(n["name"] for n in nodes)
     tables, since_run = scope["tables"], scope["since_run"]
     if not tables and not modified:
@@ -160,7 +181,8 @@ def resolve(scope: dict, target: str, artifacts: Path) -> dict:
                      + (f"; {others} tests" if others else "") + ") and what is downstream")
     if tables:
         parts.append(f"the models and tests downstream of {', '.join(tables)}")
-    project = "" if modified else " (project unchanged)"
+    project = ("" if modified else " (project files as in that build)" if scope.get("project_as_kept")
+               else " (project unchanged)")
     return {**scope, "kind": "changed", "select": select, "state": str(state),
             "unit_tests": bool(modified), "modified": modified,
             "why": f"only what changed since run {since_run}{project}: " + "; ".join(parts)}

@@ -417,6 +417,8 @@ def test_loading_day_by_day_with_a_run_after_each_gives_the_same_marts(reference
     assert scopes[0].startswith("everything"), scopes
     assert all(s.startswith("only what changed since run") and "question_responses" in s
                for s in scopes[1:]), scopes
+    # the project's files are those of the kept build: dbt is not asked what changed in it
+    assert all("(project files as in that build)" in s for s in scopes[1:]), scopes
     changed = w.latest_report()["dbt"]
     assert "--exclude-resource-type unit_test" in changed["command"]
     assert "source:replica.question_responses+" in changed["command"]
