@@ -46,10 +46,7 @@
 
     union all
 
-    select '*' as response_id
-    from {{ ref('int_school_year_builds') }}
-    where model_name = '{{ school_year_build_name() }}'
-    having max(case when is_built then ingested_through end) is null
+    {{ everything_when_never_built('response_id') }}
     {%- endif -%}
 {%- endmacro %}
 
@@ -181,23 +178,9 @@
     this invocation, by its build log (builds): '*' for every one (see above). -#}
 {% macro rebuilt_responses(relation, model_unique_id, builds) -%}
     {%- set build_name = school_year_build_name(relation) -%}
-    {%- set files -%}
-    select
-        ledger.file_name,
-        ledger.table_name
-    from {{ source('replica', 'ingest_ledger') }} as ledger
-    inner join (
-        select
-            max(case when is_built and invocation_id <> '{{ invocation_id }}' then ingested_through end)
-                as built_through,
-            max(case when is_built and invocation_id = '{{ invocation_id }}' then ingested_through end)
-                as rebuilt_through
-        from {{ builds }}
-        where model_name = '{{ build_name }}'
-    ) as build_window
-        on ledger.loaded_at > build_window.built_through
-        and ledger.loaded_at <= build_window.rebuilt_through
-    {%- endset -%}
+    {%- set this_invocation = "invocation_id = '" ~ invocation_id ~ "'" -%}
+    {%- set files = ledger_files_between(builds, build_name, 'is_built and not ' ~ this_invocation,
+                                         'is_built and ' ~ this_invocation) -%}
     {{ responses_changed_in(files, model_unique_id) }}
 
     union all

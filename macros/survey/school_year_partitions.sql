@@ -94,20 +94,26 @@
 {#- The files loaded after this model's last successful build, up to the high-water this
     build started from (school_year_build_started). -#}
 {% macro files_since_last_build() -%}
+    {{ ledger_files_between(ref('int_school_year_builds'), school_year_build_name(), 'is_built',
+                            "invocation_id = '" ~ invocation_id ~ "' and not is_built") }}
+{%- endmacro %}
+
+{#- The ledger's files loaded after the latest high-water of a model's build-log rows that
+    meet `after`, up to the latest of those that meet `through`. -#}
+{% macro ledger_files_between(builds, build_name, after, through) -%}
     select
         ledger.file_name,
         ledger.table_name
     from {{ source('replica', 'ingest_ledger') }} as ledger
     inner join (
         select
-            max(case when is_built then ingested_through end) as built_through,
-            max(case when invocation_id = '{{ invocation_id }}' and not is_built then ingested_through end)
-                as building_through
-        from {{ ref('int_school_year_builds') }}
-        where model_name = '{{ school_year_build_name() }}'
+            max(case when {{ after }} then ingested_through end) as after_high_water,
+            max(case when {{ through }} then ingested_through end) as through_high_water
+        from {{ builds }}
+        where model_name = '{{ build_name }}'
     ) as build_window
-        on ledger.loaded_at > build_window.built_through
-        and ledger.loaded_at <= build_window.building_through
+        on ledger.loaded_at > build_window.after_high_water
+        and ledger.loaded_at <= build_window.through_high_water
 {%- endmacro %}
 
 {#- The school years this build of the model rebuilds: '*' for every year. -#}
@@ -124,11 +130,16 @@
 
     union all
 
-    select '*' as school_year
+    {{ everything_when_never_built('school_year') }}
+    {%- endif -%}
+{%- endmacro %}
+
+{#- '*' (everything) while the model has no finished build in the log. -#}
+{% macro everything_when_never_built(column) -%}
+    select '*' as {{ column }}
     from {{ ref('int_school_year_builds') }}
     where model_name = '{{ school_year_build_name() }}'
     having max(case when is_built then ingested_through end) is null
-    {%- endif -%}
 {%- endmacro %}
 
 {#- A filter: the row's school year is rebuilt by this build (always true on a full build). -#}
