@@ -470,8 +470,8 @@ def responses_read_by_uniqueness_test(env: dict[str, str], table: str) -> set[st
 
 
 def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_responses(realistic_day):
-    """A day's build tests the uniqueness of a table maintained by response on the
-    responses it rebuilt (a key holding response_id can only repeat within one response,
+    """A day's build tests the uniqueness of a table maintained by response (and of the
+    answers' fact) on the responses it rebuilt (a key holding response_id can only repeat within one response,
     and no other response's rows changed since their last test); a plain `dbt test`, a
     full refresh and a build from scratch test every row."""
     env, project, _, arrivals, *_ = realistic_day
@@ -482,19 +482,22 @@ def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_resp
     finally:
         con.close()
     run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
-    models = [t.split(".")[1] for t in BY_RESPONSE]
+    # the tables maintained by response, and the answers' fact (rescored by answer, then
+    # tested by response)
+    checked = [*BY_RESPONSE, "marts.fct_question_responses"]
+    models = [t.split(".")[1] for t in checked]
     proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
     assert proc.returncode == 0, proc.stdout[-3000:]
     changed = response_ids([day])
-    every = {t: set(query(db, f"select distinct response_id from {t}").response_id) for t in BY_RESPONSE}
-    for table in BY_RESPONSE:
+    every = {t: set(query(db, f"select distinct response_id from {t}").response_id) for t in checked}
+    for table in checked:
         tested = responses_read_by_uniqueness_test(env, table)
         assert tested == changed & every[table], f"{table}: the day's build tests the responses it rebuilt"
         assert 0 < len(tested) < len(every[table]) / 10, table
 
     proc = dbt(project, env, "test", "--select", *models)
     assert proc.returncode == 0, proc.stdout[-3000:]
-    for table in BY_RESPONSE:
+    for table in checked:
         assert responses_read_by_uniqueness_test(env, table) == every[table], f"{table}: `dbt test` tests every row"
 
     tables = list(BY_RESPONSE)

@@ -139,7 +139,9 @@
   before, have not changed since. (Its not_null tests, a cheap scan, read every row.)
   Such a test is configured `where: "__rebuilt_responses__"`; dbt's get_where_subquery,
   overridden below as dbt's docs describe for a `where` a macro computes, replaces the
-  placeholder with a filter on rebuilt_responses(). Every row is read when the model was
+  placeholder with a filter on rebuilt_responses(). fct_question_responses's uniqueness
+  test, `where: "__rescored_responses__"`, reads the responses with an answer its
+  scoring model rescored (rescored_responses_filter). Every row is read when the model was
   not built by this invocation (a plain `dbt test`), was built from scratch (a full
   refresh, or no table yet: school_year_build_started), has no earlier build, or has no
   build log in this target, or when the build's window holds a file of another table the
@@ -149,6 +151,9 @@
     {%- set where = config.get('where') or '' -%}
     {%- if '__rebuilt_responses__' in where -%}
         {%- set where = where | replace('__rebuilt_responses__', rebuilt_responses_filter(relation)) -%}
+    {%- endif -%}
+    {%- if '__rescored_responses__' in where -%}
+        {%- set where = where | replace('__rescored_responses__', rescored_responses_filter(relation)) -%}
     {%- endif -%}
     {%- if where -%}
         {%- set filtered -%}
@@ -160,16 +165,22 @@
     {%- endif -%}
 {%- endmacro %}
 
-{#- A test cannot ref() what it does not declare: the build log is found in dbt's graph,
-    as this target builds it. -#}
-{% macro rebuilt_responses_filter(relation) -%}
-    {%- if not execute or flags.FULL_REFRESH %}{{ return('true') }}{% endif -%}
+{#- The build log as this target builds it, found in dbt's graph (a test cannot ref() what
+    it does not declare); none when it is not there, or not beside the tested relation. -#}
+{% macro tested_build_log(relation) -%}
     {%- set log_node = graph.nodes.get('model.' ~ project_name ~ '.int_school_year_builds') -%}
     {%- set log = adapter.get_relation(database=log_node.database, schema=log_node.schema,
                                        identifier=log_node.alias) if log_node else none -%}
     {%- if log is none or (log.database | lower) != (relation.database | lower) -%}
-        {{ return('true') }}
+        {{ return(none) }}
     {%- endif -%}
+    {{ return(log) }}
+{%- endmacro %}
+
+{#- A filter on the responses the build of the tested model rebuilt ('true': every row). -#}
+{% macro rebuilt_responses_filter(relation) -%}
+    {%- set log = tested_build_log(relation) if execute and not flags.FULL_REFRESH else none -%}
+    {%- if log is none %}{{ return('true') }}{% endif -%}
     {%- set rebuilt = rebuilt_responses(relation, model.attached_node, log) -%}
     {{ return("(response_id in (" ~ rebuilt ~ ") or '*' in (" ~ rebuilt ~ "))") }}
 {%- endmacro %}
@@ -185,6 +196,41 @@
 
     union all
 
+    {{ everything_unless_built_incrementally_here(builds, build_name) }}
+{%- endmacro %}
+
+{#- The same filter for the tests of fct_question_responses, a view of
+    int_question_responses_scored: that model rescores the answers whose inputs changed
+    (its own window: files, responses, question mappings) and stamps them with its build's
+    high-water (ingested_through), which its build log records. The responses with an
+    answer stamped by this invocation's build are those it rescored. -#}
+{% macro rescored_responses_filter(relation) -%}
+    {%- set log = tested_build_log(relation) if execute and not flags.FULL_REFRESH else none -%}
+    {%- if log is none %}{{ return('true') }}{% endif -%}
+    {%- set scored = graph.nodes.get('model.' ~ project_name ~ '.int_question_responses_scored') -%}
+    {%- set build_name = scored.schema ~ '.' ~ scored.alias -%}
+    {%- set rescored -%}
+    select answers.response_id
+    from {{ relation }} as answers
+    inner join (
+        select max(case when is_built and invocation_id = '{{ invocation_id }}' then ingested_through end)
+            as rescored_through
+        from {{ log }}
+        where model_name = '{{ build_name }}'
+    ) as build
+        on answers.ingested_through = build.rescored_through
+
+    union all
+
+    {{ everything_unless_built_incrementally_here(log, build_name) }}
+    {%- endset -%}
+    {{ return("(response_id in (" ~ rescored ~ ") or '*' in (" ~ rescored ~ "))") }}
+{%- endmacro %}
+
+{#- '*' (every row) unless this invocation built the model incrementally after an earlier
+    build: not built here (a plain `dbt test`), built from scratch (the marker row of
+    school_year_build_started), or no earlier build. -#}
+{% macro everything_unless_built_incrementally_here(builds, build_name) -%}
     select '*' as response_id
     from {{ builds }}
     where model_name = '{{ build_name }}'

@@ -5,7 +5,8 @@
         incremental_strategy='delete+insert',
         on_schema_change='fail',
         tmp_relation_type=incremental_tmp_relation_type(),
-        post_hook="delete from {{ this }} where is_deleted"
+        pre_hook="{{ school_year_build_started() }}",
+        post_hook=["delete from {{ this }} where is_deleted", "{{ school_year_build_finished() }}"]
     )
 }}
 {#-
@@ -34,6 +35,9 @@
   out as a tombstone (is_deleted): delete+insert removes the old row, and the post-hook
   removes the tombstone.
 -#}
+-- Its builds are logged (int_school_year_builds), for its tests only: the uniqueness test
+-- of fct_question_responses reads the responses a build rescored (response_deltas.sql).
+-- depends_on: {{ ref('int_school_year_builds') }}
 -- The incremental branch reads the change logs directly:
 -- depends_on: {{ source('replica', 'question_responses') }}
 -- depends_on: {{ source('replica', 'survey_responses') }}
