@@ -38,23 +38,38 @@ from orchestrate.warehouse import PROJECT_DIR, History
 PROJECT_INPUTS = ("dbt_project.yml", "models", "seeds", "macros", "tests/dbt", "snapshots")
 
 
+def project_files(names) -> list[Path]:
+    """The files at or under these paths of the project, in a stable order."""
+    files = []
+    for name in names:
+        root = PROJECT_DIR / name
+        if root.is_file():
+            files.append(root)
+        elif root.is_dir():
+            files.extend(sorted(p for p in root.rglob("*") if p.is_file()))
+    return files
+
+
 def environment_fingerprint() -> str:
     """A hash of what decides the build but is not in dbt's manifest: the values of the
     environment variables the project's files read (only the hash is kept: the salt is a
-    secret), the vars of dbt_project.yml and dbt's version."""
+    secret), the vars of dbt_project.yml, dbt's version and its installed adapters'."""
+    from importlib.metadata import distributions
+
     from dbt.version import __version__ as dbt_version
 
     names: set[str] = set()
-    for name in PROJECT_INPUTS:
-        root = PROJECT_DIR / name
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in paths:
-            names.update(re.findall(r"env_var\(\s*['\"](\w+)['\"]",
-                                    path.read_bytes().decode("utf-8", "replace")))
+    for path in project_files(PROJECT_INPUTS):
+        names.update(re.findall(r"env_var\(\s*['\"](\w+)['\"]",
+                                path.read_bytes().decode("utf-8", "replace")))
     project = yaml.safe_load((PROJECT_DIR / "dbt_project.yml").read_text(encoding="utf-8"))
     digest = hashlib.sha256(json.dumps(
         {"env": {n: os.environ.get(n, "") for n in sorted(names)},
-         "vars": project.get("vars") or {}, "dbt": dbt_version}, sort_keys=True, default=str).encode())
+         "vars": project.get("vars") or {}, "dbt": dbt_version,
+         # the adapters' macros (incremental strategies, get_where_subquery's callers)
+         "packages": sorted(f"{d.metadata['Name']}=={d.version}" for d in distributions()
+                            if (d.metadata["Name"] or "").lower().startswith("dbt"))},
+        sort_keys=True, default=str).encode())
     return digest.hexdigest()
 
 
@@ -63,12 +78,10 @@ def project_digest() -> str:
     the kept build's, no file dbt reads has changed: `state:modified` would be empty and
     resolve() does not ask dbt (one parse fewer on a day's run)."""
     digest = hashlib.sha256()
-    for name in (*PROJECT_INPUTS, "analyses", "profiles.yml"):
-        root = PROJECT_DIR / name
-        paths = [root] if root.is_file() else sorted(p for p in root.rglob("*") if p.is_file())
-        for path in paths:
-            digest.update(path.relative_to(PROJECT_DIR).as_posix().encode() + b"\0")
-            digest.update(hashlib.sha256(path.read_bytes()).digest())
+    for path in project_files((*PROJECT_INPUTS, "analyses", "profiles.yml", ".dbtignore", "packages.yml",
+                               "dependencies.yml", "package-lock.yml", "selectors.yml")):
+        digest.update(path.relative_to(PROJECT_DIR).as_posix().encode() + b"\0")
+        digest.update(hashlib.sha256(path.read_bytes()).digest())
     return digest.hexdigest()
 
 

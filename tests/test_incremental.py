@@ -469,23 +469,33 @@ def responses_read_by_uniqueness_test(env: dict[str, str], table: str) -> set[st
     return set(query(env["DBT_DUCKDB_PATH"], f"select distinct response_id from {relation} where {condition}").response_id)
 
 
-def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_responses(realistic_day):
-    """A day's build tests the uniqueness of a table maintained by response (and of the
-    answers' fact) on the responses it rebuilt (a key holding response_id can only repeat within one response,
-    and no other response's rows changed since their last test); a plain `dbt test`, a
-    full refresh and a build from scratch test every row."""
-    env, project, _, arrivals, *_ = realistic_day
-    db = env["DBT_DUCKDB_PATH"]
-    con = duckdb.connect(db)
+def ingest_corrections(env: dict[str, str], arrivals: Path) -> Path:
+    """Late corrections to 0.2% of the current school year's answers, written and ingested."""
+    con = duckdb.connect(env["DBT_DUCKDB_PATH"])
     try:
         day = bench.write_next_day(con, arrivals, share=0.002, current_year_only=True)
     finally:
         con.close()
     run_cli("ingest", "--extracts", str(arrivals), "--quiet", env=env, check=True)
+    return day
+
+
+def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_responses(realistic_day):
+    """A day's build tests the uniqueness of a table maintained by response (and of the
+    answers' fact) on the responses rebuilt since its tests last passed (a key holding
+    response_id can only repeat within one response, and no other response's rows
+    changed since their last test); a plain `dbt test`, a full refresh and a build from
+    scratch test every row."""
+    env, project, _, arrivals, *_ = realistic_day
+    db = env["DBT_DUCKDB_PATH"]
     # the tables maintained by response, and the answers' fact (rescored by answer, then
     # tested by response)
     checked = [*BY_RESPONSE, "marts.fct_question_responses"]
     models = [t.split(".")[1] for t in checked]
+    # the builds before were `dbt run`s: their responses are tested by the next build
+    proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    day = ingest_corrections(env, arrivals)
     proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
     assert proc.returncode == 0, proc.stdout[-3000:]
     changed = response_ids([day])
@@ -499,6 +509,32 @@ def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_resp
     assert proc.returncode == 0, proc.stdout[-3000:]
     for table in checked:
         assert responses_read_by_uniqueness_test(env, table) == every[table], f"{table}: `dbt test` tests every row"
+
+    # a build whose tests did not pass (or did not run: `dbt run`) does not move the
+    # window: the next build tests its responses again, and still finds a duplicate
+    later = ingest_corrections(env, arrivals)
+    proc = dbt(project, env, "run", "--select", *["+" + m for m in models])
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    table = "intermediate.int_response_topics_scored"
+    duplicated = sorted(response_ids([later]) & set(query(db, f"select response_id from {table}").response_id))[0]
+    con = duckdb.connect(db)
+    try:
+        con.execute(f"insert into {table} select * from {table} where response_id = ? limit 1", [duplicated])
+    finally:
+        con.close()
+    proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
+    assert proc.returncode != 0 and "unique_combination_int_response_topics_scored" in proc.stdout, proc.stdout[-3000:]
+    assert duplicated in responses_read_by_uniqueness_test(env, table)
+    con = duckdb.connect(db)
+    try:
+        con.execute(f"delete from {table} where rowid = (select max(rowid) from {table} where response_id = ?)",
+                    [duplicated])
+    finally:
+        con.close()
+    proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")
+    assert proc.returncode == 0, proc.stdout[-3000:]
+    assert duplicated in responses_read_by_uniqueness_test(env, table), "still tested: the last build failed"
+    every = {t: set(query(db, f"select distinct response_id from {t}").response_id) for t in checked}
 
     tables = list(BY_RESPONSE)
     proc = dbt(project, env, "build", "--full-refresh", "--select", models[0], "--exclude-resource-type", "unit_test")

@@ -133,10 +133,10 @@
 {%- endmacro %}
 
 {#-
-  The uniqueness tests of a model maintained by response check the responses its build
-  just rebuilt, not the millions it kept: their keys hold response_id, so a key can only
-  repeat among one response's rows, and a kept response's rows, which passed the test
-  before, have not changed since. (Its not_null tests, a cheap scan, read every row.)
+  The uniqueness tests of a model maintained by response check the responses rebuilt
+  since they last passed, not the millions kept: their keys hold response_id, so a key
+  can only repeat among one response's rows, and a kept response's rows, which passed the
+  test before, have not changed since. (Its not_null tests, a cheap scan, read every row.)
   Such a test is configured `where: "__rebuilt_responses__"`; dbt's get_where_subquery,
   overridden below as dbt's docs describe for a `where` a macro computes, replaces the
   placeholder with a filter on rebuilt_responses(). fct_question_responses's uniqueness
@@ -185,57 +185,116 @@
     {{ return("(response_id in (" ~ rebuilt ~ ") or '*' in (" ~ rebuilt ~ "))") }}
 {%- endmacro %}
 
-{#- The responses the latest build of the model (its relation and unique_id) rebuilt, in
-    this invocation, by its build log (builds): '*' for every one (see above). -#}
+{#- The name under which record_tested_builds logs the high-water through which a model's
+    filtered tests last passed. -#}
+{% macro tested_build_name(relation) -%}
+    {{ return(school_year_build_name(relation) ~ '#tested') }}
+{%- endmacro %}
+
+{#- The responses of the files loaded after the high-water through which the model's tests
+    last passed, up to this invocation's build of it (its relation and unique_id; its
+    build log: builds): '*' for every one (see above). A build whose tests failed, or did
+    not run, leaves its responses to the next build's tests. -#}
 {% macro rebuilt_responses(relation, model_unique_id, builds) -%}
     {%- set build_name = school_year_build_name(relation) -%}
-    {%- set this_invocation = "invocation_id = '" ~ invocation_id ~ "'" -%}
-    {%- set files = ledger_files_between(builds, build_name, 'is_built and not ' ~ this_invocation,
-                                         'is_built and ' ~ this_invocation) -%}
+    {%- set tested_name = tested_build_name(relation) -%}
+    {%- set files = ledger_files_between(
+        builds, [build_name, tested_name],
+        "model_name = '" ~ tested_name ~ "' and invocation_id <> '" ~ invocation_id ~ "'",
+        "model_name = '" ~ build_name ~ "' and is_built and invocation_id = '" ~ invocation_id ~ "'") -%}
     {{ responses_changed_in(files, model_unique_id) }}
 
     union all
 
-    {{ everything_unless_built_incrementally_here(builds, build_name) }}
+    {{ everything_unless_built_incrementally_here(builds, build_name, tested_name) }}
 {%- endmacro %}
 
 {#- The same filter for the tests of fct_question_responses, a view of
     int_question_responses_scored: that model rescores the answers whose inputs changed
-    (its own window: files, responses, question mappings) and stamps them with its build's
-    high-water (ingested_through), which its build log records. The responses with an
-    answer stamped by this invocation's build are those it rescored. -#}
+    (its own window: files, responses, question mappings) and stamps them with at least
+    its build's high-water (ingested_through), which its build log records. The responses
+    with an answer stamped after the high-water through which these tests last passed are
+    those rescored since. -#}
 {% macro rescored_responses_filter(relation) -%}
     {%- set log = tested_build_log(relation) if execute and not flags.FULL_REFRESH else none -%}
     {%- if log is none %}{{ return('true') }}{% endif -%}
     {%- set scored = graph.nodes.get('model.' ~ project_name ~ '.int_question_responses_scored') -%}
     {%- set build_name = scored.schema ~ '.' ~ scored.alias -%}
+    {%- set tested_name = tested_build_name(relation) -%}
     {%- set rescored -%}
     select answers.response_id
     from {{ relation }} as answers
     inner join (
-        select max(case when is_built and invocation_id = '{{ invocation_id }}' then ingested_through end)
-            as rescored_through
+        select max(ingested_through) as tested_through
         from {{ log }}
-        where model_name = '{{ build_name }}'
-    ) as build
-        on answers.ingested_through = build.rescored_through
+        where model_name = '{{ tested_name }}'
+            and invocation_id <> '{{ invocation_id }}'
+    ) as tested
+        on answers.ingested_through > tested.tested_through
 
     union all
 
-    {{ everything_unless_built_incrementally_here(log, build_name) }}
+    {{ everything_unless_built_incrementally_here(log, build_name, tested_name) }}
     {%- endset -%}
     {{ return("(response_id in (" ~ rescored ~ ") or '*' in (" ~ rescored ~ "))") }}
 {%- endmacro %}
 
-{#- '*' (every row) unless this invocation built the model incrementally after an earlier
-    build: not built here (a plain `dbt test`), built from scratch (the marker row of
-    school_year_build_started), or no earlier build. -#}
-{% macro everything_unless_built_incrementally_here(builds, build_name) -%}
+{#- '*' (every row) unless this invocation built the model (build_name) incrementally and
+    its tests passed before (tested_name): not built here (a plain `dbt test`), built
+    from scratch (the marker row of school_year_build_started), or never tested. -#}
+{% macro everything_unless_built_incrementally_here(builds, build_name, tested_name) -%}
+    {%- set built_here = "model_name = '" ~ build_name ~ "' and is_built and invocation_id = '" ~ invocation_id ~ "'" -%}
     select '*' as response_id
     from {{ builds }}
-    where model_name = '{{ build_name }}'
+    where model_name in ('{{ build_name }}', '{{ tested_name }}')
     having
-        max(case when is_built and invocation_id <> '{{ invocation_id }}' then ingested_through end) is null
-        or count(case when is_built and invocation_id = '{{ invocation_id }}' then 1 end) = 0
-        or count(case when is_built and invocation_id = '{{ invocation_id }}' and ingested_through is null then 1 end) > 0
+        count(case when model_name = '{{ tested_name }}' and invocation_id <> '{{ invocation_id }}' then 1 end) = 0
+        or count(case when {{ built_here }} then 1 end) = 0
+        or count(case when {{ built_here }} and ingested_through is null then 1 end) > 0
+{%- endmacro %}
+
+{#-
+  on-run-end: for each model whose filtered tests (__rebuilt_responses__,
+  __rescored_responses__) all passed in this invocation, log the high-water of its build
+  here (for fct_question_responses, its scoring model's) under tested_build_name: the
+  next build's tests start after it. A model not built here, or whose tests failed, was
+  skipped or errored, logs nothing.
+-#}
+{% macro record_tested_builds(results) -%}
+    {%- if not execute or flags.EMPTY %}{{ return('') }}{% endif -%}
+    {%- set passed = {} -%}
+    {%- for result in results if result.node.resource_type == 'test' -%}
+        {%- set where = result.node.config.get('where') or '' -%}
+        {%- if '__rebuilt_responses__' in where or '__rescored_responses__' in where -%}
+            {%- set key = result.node.attached_node -%}
+            {%- set scored = '__rescored_responses__' in where -%}
+            {%- do passed.update({key: [passed.get(key, [true])[0] and result.status == 'pass', scored]}) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {%- for key, outcome in passed.items() if outcome[0] and key in graph.nodes -%}
+        {%- set tested_node = graph.nodes[key] -%}
+        {%- set relation = api.Relation.create(database=tested_node.database, schema=tested_node.schema,
+                                               identifier=tested_node.alias) -%}
+        {%- set log = tested_build_log(relation) -%}
+        {%- if log is not none -%}
+            {%- set built_node = graph.nodes.get('model.' ~ project_name ~ '.int_question_responses_scored')
+                if outcome[1] else tested_node -%}
+            {%- set insert -%}
+            insert into {{ log }} (model_name, invocation_id, ingested_through, is_built)
+            select
+                '{{ tested_build_name(relation) }}',
+                invocation_id,
+                max(ingested_through),
+                true
+            from {{ log }}
+            where model_name = '{{ built_node.schema ~ "." ~ built_node.alias }}'
+                and invocation_id = '{{ invocation_id }}'
+                and is_built
+                and ingested_through is not null
+            group by invocation_id
+            {%- endset -%}
+            {%- do run_query(insert) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return('') }}
 {%- endmacro %}

@@ -94,13 +94,13 @@
 {#- The files loaded after this model's last successful build, up to the high-water this
     build started from (school_year_build_started). -#}
 {% macro files_since_last_build() -%}
-    {{ ledger_files_between(ref('int_school_year_builds'), school_year_build_name(), 'is_built',
+    {{ ledger_files_between(ref('int_school_year_builds'), [school_year_build_name()], 'is_built',
                             "invocation_id = '" ~ invocation_id ~ "' and not is_built") }}
 {%- endmacro %}
 
-{#- The ledger's files loaded after the latest high-water of a model's build-log rows that
-    meet `after`, up to the latest of those that meet `through`. -#}
-{% macro ledger_files_between(builds, build_name, after, through) -%}
+{#- The ledger's files loaded after the latest high-water of the build-log rows (of the
+    names given) that meet `after`, up to the latest of those that meet `through`. -#}
+{% macro ledger_files_between(builds, build_names, after, through) -%}
     select
         ledger.file_name,
         ledger.table_name
@@ -110,7 +110,7 @@
             max(case when {{ after }} then ingested_through end) as after_high_water,
             max(case when {{ through }} then ingested_through end) as through_high_water
         from {{ builds }}
-        where model_name = '{{ build_name }}'
+        where model_name in ('{{ build_names | join("', '") }}')
     ) as build_window
         on ledger.loaded_at > build_window.after_high_water
         and ledger.loaded_at <= build_window.through_high_water

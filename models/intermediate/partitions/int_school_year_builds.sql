@@ -12,8 +12,11 @@
   response_deltas.sql), written by their hooks, never by this query: a row when a
   model's build starts (is_built false: the ingest-ledger high-water it builds through)
   and a row when its rows are in (is_built true). A model's last is_built row is the
-  high-water its next build rebuilds the changed school years (or responses) since. Built empty once,
-  then only appended to.
+  high-water its next build rebuilds the changed school years (or responses) since. A
+  build from scratch adds a started row without a high-water; int_question_responses_scored
+  logs here for its tests; `<model>#tested` rows (on-run-end) say through where a model's
+  tests that read only rebuilt responses last passed. Built empty once, then only
+  appended to.
 -#}
 with
 
