@@ -195,12 +195,14 @@ _STEP_STATUS = {"error": "error", "runtime error": "error", "fail": "failed", "w
 
 
 def summarize(run_results: dict | None, manifest: dict | None) -> dict:
-    """One entry per node of run_results.json, named and placed from the manifest; the
-    step's status is the worst node's."""
+    """One entry per node of run_results.json (and per project hook that failed), named and
+    placed from the manifest; the step's status is the worst node's."""
     nodes = (manifest or {}).get("nodes", {})
     results = []
     counts: dict[str, int] = {}
     for r in (run_results or {}).get("results", []):
+        if r["unique_id"].startswith("operation.") and r["status"] == "success":
+            continue  # a project hook that ran (on-run-end): not a node of the build
         node = nodes.get(r["unique_id"], {})
         counts[r["status"]] = counts.get(r["status"], 0) + 1
         results.append({
