@@ -111,10 +111,7 @@
 {#- A filter: the row's response is rebuilt by this build (always true on a full build). -#}
 {% macro in_changed_responses(response_id) -%}
     {%- if is_incremental() -%}
-        (
-            {{ response_id }} in ({{ changed_responses() }})
-            or '*' in ({{ changed_responses() }})
-        )
+        {{ in_set_or_everything(response_id, changed_responses()) }}
     {%- else -%}
         true
     {%- endif -%}
@@ -181,8 +178,7 @@
 {% macro rebuilt_responses_filter(relation) -%}
     {%- set log = tested_build_log(relation) if execute and not flags.FULL_REFRESH else none -%}
     {%- if log is none %}{{ return('true') }}{% endif -%}
-    {%- set rebuilt = rebuilt_responses(relation, model.attached_node, log) -%}
-    {{ return("(response_id in (" ~ rebuilt ~ ") or '*' in (" ~ rebuilt ~ "))") }}
+    {{ return(in_set_or_everything('response_id', rebuilt_responses(relation, model.attached_node, log))) }}
 {%- endmacro %}
 
 {#- The name under which record_tested_builds logs the high-water through which a model's
@@ -218,8 +214,7 @@
 {% macro rescored_responses_filter(relation) -%}
     {%- set log = tested_build_log(relation) if execute and not flags.FULL_REFRESH else none -%}
     {%- if log is none %}{{ return('true') }}{% endif -%}
-    {%- set scored = graph.nodes.get('model.' ~ project_name ~ '.int_question_responses_scored') -%}
-    {%- set build_name = scored.schema ~ '.' ~ scored.alias -%}
+    {%- set build_name = rescoring_build_name() -%}
     {%- set tested_name = tested_build_name(relation) -%}
     {%- set rescored -%}
     select answers.response_id
@@ -236,7 +231,14 @@
 
     {{ everything_unless_built_incrementally_here(log, build_name, tested_name) }}
     {%- endset -%}
-    {{ return("(response_id in (" ~ rescored ~ ") or '*' in (" ~ rescored ~ "))") }}
+    {{ return(in_set_or_everything('response_id', rescored)) }}
+{%- endmacro %}
+
+{#- The name int_question_responses_scored, which rescores fct_question_responses's
+    answers, logs its builds under. -#}
+{% macro rescoring_build_name() -%}
+    {%- set scored = graph.nodes['model.' ~ project_name ~ '.int_question_responses_scored'] -%}
+    {{ return(scored.schema ~ '.' ~ scored.alias) }}
 {%- endmacro %}
 
 {#- '*' (every row) unless this invocation built the model (build_name) incrementally and
@@ -277,8 +279,7 @@
                                                identifier=tested_node.alias) -%}
         {%- set log = tested_build_log(relation) -%}
         {%- if log is not none -%}
-            {%- set built_node = graph.nodes.get('model.' ~ project_name ~ '.int_question_responses_scored')
-                if outcome[1] else tested_node -%}
+            {%- set built_name = rescoring_build_name() if outcome[1] else school_year_build_name(relation) -%}
             {%- set insert -%}
             insert into {{ log }} (model_name, invocation_id, ingested_through, is_built)
             select
@@ -287,7 +288,7 @@
                 max(ingested_through),
                 true
             from {{ log }}
-            where model_name = '{{ built_node.schema ~ "." ~ built_node.alias }}'
+            where model_name = '{{ built_name }}'
                 and invocation_id = '{{ invocation_id }}'
                 and is_built
                 and ingested_through is not null

@@ -40,10 +40,9 @@
 {#- Whether the build log is this target's own: a build that defers to another warehouse
     (pr-check's pr_* schemas read production's unchanged models) neither writes into
     production's log nor trusts it; it rebuilds every year. -#}
-{% macro school_year_builds_are_ours(relation=none) -%}
-    {%- set relation = relation or this -%}
+{% macro school_year_builds_are_ours() -%}
     {%- set builds = ref('int_school_year_builds') -%}
-    {{ return((builds.database | lower) == (relation.database | lower)
+    {{ return((builds.database | lower) == (this.database | lower)
               and (builds.schema | lower) == (generate_schema_name('intermediate', none) | trim | lower)) }}
 {%- endmacro %}
 
@@ -142,13 +141,16 @@
     having max(case when is_built then ingested_through end) is null
 {%- endmacro %}
 
+{#- A filter: `expression` is in the set `set_query` selects, or the set holds '*' (every
+    row). -#}
+{% macro in_set_or_everything(expression, set_query) -%}
+    ({{ expression }} in ({{ set_query }}) or '*' in ({{ set_query }}))
+{%- endmacro %}
+
 {#- A filter: the row's school year is rebuilt by this build (always true on a full build). -#}
 {% macro in_changed_school_years(school_year) -%}
     {%- if is_incremental() -%}
-        (
-            coalesce({{ school_year }}, '') in ({{ changed_school_years() }})
-            or '*' in ({{ changed_school_years() }})
-        )
+        {{ in_set_or_everything("coalesce(" ~ school_year ~ ", '')", changed_school_years()) }}
     {%- else -%}
         true
     {%- endif -%}
