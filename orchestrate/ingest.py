@@ -39,6 +39,7 @@ import uuid
 import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import datetime
 from pathlib import Path
 
 import duckdb
@@ -828,6 +829,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
     _quarantine_repeated_seqs(con, table, batch_lines, checked)
     con.execute("begin transaction")
     try:
+        loaded_at = load_time(con)
         con.execute(
             f"""
             insert into {RAW_SCHEMA}.{table.name}
@@ -847,10 +849,10 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
         con.execute(
             f"""
             insert into {QUARANTINE}
-            select source_file, line_no, $1, reason, bad_line, now()::timestamp
+            select source_file, line_no, $1, reason, bad_line, $2
             from {checked} where reason is not null
             """,
-            [table.name],
+            [table.name, loaded_at],
         )
         counts = {
             name: (lines, loaded, quarantined, size, careful)
@@ -870,7 +872,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
             ledger_rows.append(
                 f"('{meta.name}', '{meta.table}', '{meta.interval_start:%Y-%m-%d %H:%M:%S}', "
                 f"'{meta.interval_end:%Y-%m-%d %H:%M:%S}', {meta.part}, '{examined.sha256}', "
-                f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, now()::timestamp, "
+                f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, '{loaded_at.isoformat(sep=' ')}', "
                 f"'{examined.content_sha256}')"
             )
             results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, size, careful))
@@ -887,6 +889,24 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
             pass  # the transaction already ended with the error (a failed commit): nothing kept
         raise
     return results
+
+
+def load_time(con: duckdb.DuckDBPyConnection) -> datetime:
+    """The ledger time of a load in the open transaction: now in UTC (as on Snowflake, and
+    as source freshness compares it; never the machine's local time), and always after
+    every earlier load's, since incremental builds take the files loaded after the
+    ledger's high-water: a clock set back, the autumn's repeated hour or a ledger written
+    in local time east of UTC (before loads were UTC) cannot put a new file below it."""
+    (loaded_at,) = con.execute(
+        f"""
+        select greatest(
+          now() at time zone 'UTC',
+          max(loaded_at) + interval 1 microsecond
+        )
+        from {LEDGER}
+        """
+    ).fetchone()
+    return loaded_at
 
 
 def batches(new: Batch, batch_bytes: int) -> list[Batch]:

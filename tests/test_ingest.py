@@ -9,7 +9,7 @@ import signal
 import subprocess
 import sys
 import time
-from datetime import datetime
+from datetime import datetime, timedelta, timezone
 
 import duckdb
 import pytest
@@ -432,3 +432,55 @@ def test_a_file_gone_while_its_batch_is_judged_loads_nothing_and_leaves_no_work_
         assert sum(f.rows_loaded for f in load_batch(con, TABLES["question_responses"], new)) == 10
     finally:
         con.close()
+
+
+def ledger_load_times(db) -> dict[str, datetime]:
+    con = duckdb.connect(str(db), read_only=True)
+    try:
+        return dict(con.execute("select file_name, loaded_at from raw.ingest_ledger").fetchall())
+    finally:
+        con.close()
+
+
+def test_load_times_are_utc_whatever_the_machines_time_zone(tmp_path, warehouse):
+    """The ledger's loaded_at is UTC (as on Snowflake, and as source freshness reads it),
+    not the wall clock of the machine that ran the ingest: a laptop in Tokyo writes the
+    same time as a server in UTC."""
+    extracts = tmp_path / "extracts"
+    small_extracts(extracts)
+    with gzip.open(extracts / "question_responses" / "question_responses__20240905T000000Z__"
+                   "20240906T000000Z__0000.ndjson.gz", "wt") as bad:
+        bad.write("not json\n")
+    before = datetime.now(timezone.utc).replace(tzinfo=None)
+    run_cli("ingest", "--extracts", str(extracts), env={"TZ": "Asia/Tokyo"}, check=True)
+    after = datetime.now(timezone.utc).replace(tzinfo=None)
+    for name, loaded_at in ledger_load_times(warehouse).items():
+        assert before - timedelta(seconds=1) <= loaded_at <= after + timedelta(seconds=1), (name, loaded_at)
+    con = duckdb.connect(str(warehouse), read_only=True)
+    try:
+        (quarantined_at,) = con.execute("select max(quarantined_at) from raw.quarantined_lines").fetchone()
+    finally:
+        con.close()
+    assert before - timedelta(seconds=1) <= quarantined_at <= after + timedelta(seconds=1)
+
+
+def test_a_later_load_is_never_earlier_than_an_earlier_one(tmp_path, warehouse):
+    """Incremental builds take the files loaded after the ledger's high-water: a file whose
+    loaded_at fell below it would never be built. A clock set back, a change of time zone
+    (the ledger of a machine east of UTC, written in local time before loads were UTC) or
+    the autumn's repeated hour must not put a new file below it."""
+    extracts = tmp_path / "extracts"
+    small_extracts(extracts)
+    day2 = sorted((extracts / "question_responses").iterdir())[-1]
+    held = tmp_path / day2.name
+    day2.rename(held)
+    run_cli("ingest", "--extracts", str(extracts), check=True)
+    con = duckdb.connect(str(warehouse))
+    try:  # the earlier loads, as a machine nine hours east of UTC wrote them
+        con.execute("update raw.ingest_ledger set loaded_at = loaded_at + interval 9 hour")
+        (high_water,) = con.execute("select max(loaded_at) from raw.ingest_ledger").fetchone()
+    finally:
+        con.close()
+    held.rename(day2)
+    run_cli("ingest", "--extracts", str(extracts), check=True)
+    assert ledger_load_times(warehouse)[day2.name] > high_water
