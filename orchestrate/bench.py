@@ -27,7 +27,9 @@ under --cache-dir), scale after scale (default 1 3 10 30):
   (updates and deletes of older rows), then `run`.
 
 Every step gets its seconds, its CPU seconds and its peak resident memory (sampled 20
-times a second; the reference's from its own process). With several scales, the
+times a second; the reference's from its own process). Each run's `dbt build` is split
+into the seconds outside its nodes (importing dbt, parsing, artifacts) and its node phase,
+with the nodes it ran: where a small run's fixed cost goes. With several scales, the
 marginal seconds per million extract lines between consecutive scales follow, and a chart
 of seconds and peak memory against scale is drawn next to the JSON (--json, default
 reports/bench_scale_<S>_....json and .svg). DuckDB gets DUCKDB_MEMORY_LIMIT (3 GB by
@@ -98,6 +100,7 @@ class BenchResult:
     peak_rss_mb: float = 0.0
     load_average: list[float] = field(default_factory=list)  # 1, 5, 15 minutes, at the end
     held_back_lines: int = 0  # the realistic day's new responses: not in the full run's ingest
+    dbt_costs: dict[str, dict] = field(default_factory=dict)  # dbt_cost() of the full run and the days
 
     def step(self, name: str) -> Step | None:
         return next((s for s in self.steps if s.name == name), None)
@@ -355,6 +358,42 @@ def _step_seconds(report: dict, name: str) -> float:
     return next((s["seconds"] or 0.0 for s in report["steps"] if s["name"] == name), 0.0)
 
 
+def dbt_cost(report: dict) -> dict | None:
+    """Where a run's `dbt build` step went: the seconds outside its nodes (importing dbt,
+    parsing the project, writing artifacts, hooks) and the seconds of dbt's node phase
+    (run_results.json's elapsed time), with the nodes it ran by type and their own timings
+    summed (over dbt's threads, so the sum can exceed the phase). None without a build."""
+    dbt = report.get("dbt") or {}
+    nodes = [r for r in dbt.get("results") or [] if r.get("resource_type") != "exposure"]
+    if not nodes or not dbt.get("elapsed"):
+        return None
+    step, phase = _step_seconds(report, "dbt build"), float(dbt["elapsed"])
+    by_type: dict[str, int] = {}
+    for node in nodes:
+        by_type[node["resource_type"]] = by_type.get(node["resource_type"], 0) + 1
+    return {
+        "step_seconds": step,
+        "outside_nodes_seconds": max(0.0, step - phase),
+        "node_phase_seconds": phase,
+        "nodes": len(nodes),
+        "nodes_by_type": by_type,
+        "node_seconds_summed": sum(node.get("seconds") or 0.0 for node in nodes),
+        "wall_ms_per_node": 1000 * phase / len(nodes),
+    }
+
+
+def format_dbt_cost(label: str, cost: dict) -> str:
+    kinds = {"model": "models", "test": "data tests", "unit_test": "unit tests", "seed": "seeds",
+             "snapshot": "snapshots", "operation": "hooks"}
+    by_type = ", ".join(f"{n} {kinds.get(t, t)}" for t, n in sorted(cost["nodes_by_type"].items(),
+                                                                       key=lambda kv: -kv[1]))
+    return (f"dbt build of the {label}: {cost['step_seconds']:.1f} s = "
+            f"{cost['outside_nodes_seconds']:.1f} s outside its nodes (import, parse, artifacts) + "
+            f"{cost['node_phase_seconds']:.1f} s running {cost['nodes']} nodes ({by_type}): "
+            f"{cost['wall_ms_per_node']:.0f} ms of wall time per node; their own timings sum to "
+            f"{cost['node_seconds_summed']:.1f} s")
+
+
 def _use_work_dirs(work: Path) -> None:
     os.environ["DBT_DUCKDB_PATH"] = str(work / "warehouse.duckdb")
     os.environ["DBT_TARGET_PATH"] = str(work / "target")
@@ -500,6 +539,10 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     # The warehouse's process (ingest, dbt, checks, psychometrics, in one): the largest
     # sampled step. Not ru_maxrss, which also counts the generator's and the pandas
     # reference's processes (the reference's peak is on its own line).
+    for label, report in (("full run", full), ("realistic day", real), ("stress day", day)):
+        cost = dbt_cost(report)
+        if cost:
+            result.dbt_costs[label] = cost
     result.peak_rss_mb = max((s.peak_rss_mb or 0) for s in result.steps
                              if s.name not in ("generate", "pandas reference"))
     result.load_average = list(os.getloadavg())
@@ -521,6 +564,7 @@ def format_table(result: BenchResult) -> str:
     for name, value in result.ratios.items():
         lines.append(f"ratio {name:<30}{value:>8.2f}x")
     lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (the warehouse's process)")
+    lines += [format_dbt_cost(label, cost) for label, cost in result.dbt_costs.items()]
     lines.append("load average (1, 5, 15 min)   " + ", ".join(f"{x:.2f}" for x in result.load_average))
     return "\n".join(lines)
 

@@ -25,7 +25,8 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
     for label in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks",
                   "run (whole)", "pandas reference", "agrees with the marts", "realistic day run",
                   "stress day run", "ratio realistic day / full run", "ratio stress day / full run", "ratio ingest / typed parse", "ratio full run / pandas reference",
-                  "peak resident memory", "load average", "marginal seconds per million lines"):
+                  "peak resident memory", "load average", "marginal seconds per million lines",
+                  "dbt build of the full run:", "dbt build of the realistic day:"):
         assert label in proc.stdout, label
     assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
 
@@ -47,6 +48,19 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
                                      "full run / floor", "realistic day / full run", "stress day / full run",
                                      "full run / pandas reference"}
     assert result["peak_rss_mb"] > 0 and len(result["load_average"]) == 3
+
+    # where each dbt build went: outside its nodes (import, parse) and running them
+    costs = result["dbt_costs"]
+    assert set(costs) == {"full run", "realistic day", "stress day"}
+    full, day = costs["full run"], costs["realistic day"]
+    for cost in costs.values():
+        assert sum(cost["nodes_by_type"].values()) == cost["nodes"] > 0
+        assert 0 < cost["node_phase_seconds"] <= cost["step_seconds"]
+        assert cost["outside_nodes_seconds"] == cost["step_seconds"] - cost["node_phase_seconds"]
+    assert full["step_seconds"] == steps["dbt build"]["seconds"]
+    assert full["nodes_by_type"]["unit_test"] > 0 and full["nodes_by_type"]["seed"] > 0
+    assert "unit_test" not in day["nodes_by_type"]  # only data changed: unit tests check code
+    assert day["nodes"] < full["nodes"]  # the day builds what its files reach
 
     # the growth line: one row per step, a marginal figure between the two scales
     growth = proc.stdout[proc.stdout.index("marginal seconds per million lines"):]
