@@ -526,3 +526,47 @@ def test_pr_check_on_emulated_snowflake(emulated_snowflake, tmp_path):
         tables = {name.lower() for (name,) in sf.cursor().execute(
             "select table_name from information_schema.tables where table_schema = 'PR_MARTS'").fetchall()}
     assert tables == {"participation"}
+
+
+def test_a_failed_incremental_build_leaves_readers_their_rows_on_snowflake(emulated_snowflake):
+    """dbt-snowflake commits each statement on its own. A model partitioned by school year
+    (item_results) or maintained by response (respondents_wide) deletes the rows it replaces
+    in the same transaction as it appends their new ones, after its query has run: a build
+    that fails (here: an input gone) leaves readers every row they had, not a hole until the
+    next good build. A new file of a table both are built from (surveys) makes the build
+    replace every school year and every response."""
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    models = {"item_results": "int_result_cells_suppressed", "respondents_wide": "int_response_topics_scored"}
+    fake = "surveys__20990101T000000Z__20990102T000000Z__0000.ndjson.gz"
+    with build.emulator.connect(schema="marts") as con:
+        cursor = con.cursor()
+
+        def rows() -> dict[str, int]:
+            return {m: cursor.execute(f"select count(*) from marts.{m}").fetchone()[0] for m in models}
+
+        before = rows()
+        assert all(before.values()), before
+        cursor.execute(
+            "insert into raw.ingest_ledger (file_name, table_name, interval_start, interval_end, part, "
+            "size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at) values "
+            f"('{fake}', 'surveys', '2099-01-01', '2099-01-02', 0, 1, 0, 0, 0, "
+            "convert_timezone('UTC', current_timestamp())::timestamp_ntz)")
+        for table in models.values():
+            cursor.execute(f"alter table intermediate.{table} rename to intermediate.{table}_away")
+        try:
+            failed = dbt(build.env, "run", "--select", *models)
+            after_failure = rows()
+        finally:
+            for table in models.values():
+                cursor.execute(f"alter table intermediate.{table}_away rename to intermediate.{table}")
+        try:  # the same build with its inputs back: every year and response replaced, in one transaction each
+            rebuilt = dbt(build.env, "run", "--select", *models)
+            after_rebuild = rows()
+        finally:
+            cursor.execute(f"delete from raw.ingest_ledger where file_name = '{fake}'")
+    assert failed.returncode != 0, failed.stdout[-3000:]
+    assert all(table in failed.stdout.lower() for table in models.values()), failed.stdout[-3000:]
+    assert after_failure == before, f"rows lost by a failed build: {before} -> {after_failure}\n{failed.stdout[-3000:]}"
+    assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + build.emulator.errors()[-3000:]
+    assert after_rebuild == before

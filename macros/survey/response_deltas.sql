@@ -5,13 +5,14 @@
   response's answers and attributes. A day's data changes a few thousand of the
   millions of responses (the open survey window's new responses and late corrections), so
   on an incremental run such a model replaces only the responses whose change logs hold a
-  change since its last build: its pre-hooks delete their rows, its query selects them
-  again and dbt appends the rows (incremental_strategy append), so a response that ends
-  with no rows is emptied too. Its config:
+  change since its last build: its query selects them again, then one transaction deletes
+  their rows and appends the new ones (incremental strategy replace_changed_responses,
+  replace_changed_sql), so a response that ends with no rows is emptied too, and readers
+  never see a response missing. Its config:
 
-    materialized='incremental', incremental_strategy='append', on_schema_change='fail',
-    tmp_relation_type=incremental_tmp_relation_type(),
-    pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_responses() }}"],
+    materialized='incremental', incremental_strategy='replace_changed_responses',
+    on_schema_change='fail', tmp_relation_type=incremental_tmp_relation_type(),
+    pre_hook="{{ school_year_build_started() }}",
     post_hook="{{ school_year_build_finished() }}"
 
   (response_delta_maintained() below) and its query filters each input with
@@ -126,7 +127,13 @@
 
 {#- The config of a model maintained by response (see the top of this file). -#}
 {% macro response_delta_maintained() -%}
-    {{ build_logged_incremental('delete_changed_responses') }}
+    {{ build_logged_incremental('replace_changed_responses') }}
+{%- endmacro %}
+
+{#- The incremental strategy of a model maintained by response (dbt's custom strategies:
+    get_incremental_<strategy>_sql). -#}
+{% macro get_incremental_replace_changed_responses_sql(arg_dict) -%}
+    {{ return(replace_changed_sql(arg_dict, delete_changed_responses())) }}
 {%- endmacro %}
 
 {#-

@@ -5,13 +5,14 @@
   third of them) cost DuckDB more than building them whole, a day's responses are a few
   thousand. On an incremental run such a
   model rebuilds only the school years whose inputs changed, and replaces each of them
-  whole: its pre-hooks delete every row of those years, its query selects them again and
-  dbt appends the rows (incremental_strategy append), so a year that ends with no rows is
-  emptied too. Its config:
+  whole: its query selects those years again, then one transaction deletes every row of
+  them and appends the new rows (incremental strategy replace_changed_school_years), so a
+  year that ends with no rows is emptied too, and readers never see a year missing, not
+  even when the build fails (replace_changed_sql). Its config:
 
-    materialized='incremental', incremental_strategy='append', on_schema_change='fail',
-    tmp_relation_type=incremental_tmp_relation_type(),
-    pre_hook=["{{ school_year_build_started() }}", "{{ delete_changed_school_years() }}"],
+    materialized='incremental', incremental_strategy='replace_changed_school_years',
+    on_schema_change='fail', tmp_relation_type=incremental_tmp_relation_type(),
+    pre_hook="{{ school_year_build_started() }}",
     post_hook="{{ school_year_build_finished() }}"
 
   and its query filters its inputs with in_changed_school_years('<school_year column>')
@@ -175,21 +176,27 @@
 {%- endmacro %}
 
 {#- The config of a model that keeps its high-water in the build log and, on an
-    incremental run, deletes what changed (the macro named `delete_changed`) before its
-    query appends it again: partitioned by school year, or maintained by response
-    (response_deltas.sql). -#}
-{% macro build_logged_incremental(delete_changed) -%}
+    incremental run, replaces what changed with the incremental strategy `strategy`
+    (replace_changed_sql: the delete and the append in one transaction): partitioned by
+    school year, or maintained by response (response_deltas.sql). -#}
+{% macro build_logged_incremental(strategy) -%}
     {{ config(
         materialized='incremental',
-        incremental_strategy='append',
+        incremental_strategy=strategy,
         on_schema_change='fail',
         tmp_relation_type=incremental_tmp_relation_type(),
-        pre_hook=["{{ school_year_build_started() }}", "{{ " ~ delete_changed ~ "() }}"],
+        pre_hook="{{ school_year_build_started() }}",
         post_hook="{{ school_year_build_finished() }}"
     ) }}
 {%- endmacro %}
 
 {#- The config of a model partitioned by school year (see the top of this file). -#}
 {% macro school_year_partitioned() -%}
-    {{ build_logged_incremental('delete_changed_school_years') }}
+    {{ build_logged_incremental('replace_changed_school_years') }}
+{%- endmacro %}
+
+{#- The incremental strategy of a model partitioned by school year (dbt's custom
+    strategies: get_incremental_<strategy>_sql). -#}
+{% macro get_incremental_replace_changed_school_years_sql(arg_dict) -%}
+    {{ return(replace_changed_sql(arg_dict, delete_changed_school_years())) }}
 {%- endmacro %}
