@@ -570,3 +570,43 @@ def test_a_failed_incremental_build_leaves_readers_their_rows_on_snowflake(emula
     assert after_failure == before, f"rows lost by a failed build: {before} -> {after_failure}\n{failed.stdout[-3000:]}"
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + build.emulator.errors()[-3000:]
     assert after_rebuild == before
+
+
+def test_an_answer_deleted_after_the_build_is_gone_on_snowflake(emulated_snowflake):
+    """An incremental build of the scoring model on Snowflake: an answer whose last change
+    is a delete leaves fct_question_responses, and no tombstone (is_deleted) is left
+    behind, not even between statements: the delete+insert and the tombstones' removal
+    are one transaction (delete_insert_without_tombstones)."""
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    fake = "question_responses__20990101T000000Z__20990102T000000Z__0000.ndjson.gz"
+    with build.emulator.connect(schema="marts") as con:
+        cursor = con.cursor()
+        response_id, question_id = cursor.execute(
+            "select response_id, question_id from marts.fct_question_responses "
+            "order by response_id, question_id limit 1").fetchone()
+        (answers,) = cursor.execute("select count(*) from marts.fct_question_responses").fetchone()
+        (seq,) = cursor.execute("select max(_seq) + 1 from raw.question_responses").fetchone()
+        cursor.execute(
+            "insert into raw.question_responses (_op, _ts, _seq, response_id, question_id, _source_file, "
+            f"_source_line) values ('d', '2099-01-01 08:00:00', {seq}, '{response_id}', '{question_id}', "
+            f"'{fake}', 1)")
+        cursor.execute(
+            "insert into raw.ingest_ledger (file_name, table_name, interval_start, interval_end, part, "
+            "size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at) values "
+            f"('{fake}', 'question_responses', '2099-01-01', '2099-01-02', 0, 1, 1, 1, 0, "
+            "convert_timezone('UTC', current_timestamp())::timestamp_ntz)")
+        try:
+            scored = dbt(build.env, "run", "--select", "int_question_responses_scored")
+            after = cursor.execute(
+                "select count(*), count_if(is_deleted), "
+                f"count_if(response_id = '{response_id}' and question_id = '{question_id}'), "
+                f"count_if(ingested_through >= (select loaded_at from raw.ingest_ledger where file_name = '{fake}')) "
+                "from marts.fct_question_responses").fetchone()
+        finally:
+            cursor.execute(f"delete from raw.question_responses where _source_file = '{fake}'")
+            cursor.execute(f"delete from raw.ingest_ledger where file_name = '{fake}'")
+            dbt(build.env, "run", "--select", "int_question_responses_scored", "--full-refresh")
+    assert scored.returncode == 0, scored.stdout[-3000:] + build.emulator.errors()[-3000:]
+    # one answer fewer, no tombstone, and no other answer rescored (the build was incremental)
+    assert tuple(after) == (answers - 1, 0, 0, 0)

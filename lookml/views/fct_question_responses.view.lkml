@@ -128,7 +128,7 @@ view: fct_question_responses {
 
   dimension: is_deleted {
     label: "Is deleted"
-    description: "Always false here: true only for a tombstone inside an incremental run, removed by the model's post-hook."
+    description: "Always false here: true only for a tombstone inside an incremental run of int_question_responses_scored, removed in the same transaction."
     type: yesno
     hidden: yes
     sql: ${TABLE}.is_deleted ;;

@@ -2,11 +2,11 @@
     config(
         materialized='incremental',
         unique_key=['response_id', 'question_id'],
-        incremental_strategy='delete+insert',
+        incremental_strategy='delete_insert_without_tombstones',
         on_schema_change='fail',
         tmp_relation_type=incremental_tmp_relation_type(),
         pre_hook="{{ school_year_build_started() }}",
-        post_hook=["delete from {{ this }} where is_deleted", "{{ school_year_build_finished() }}"]
+        post_hook="{{ school_year_build_finished() }}"
     )
 }}
 {#-
@@ -32,8 +32,9 @@
   SQL), so a run costs what changed, not the whole log. "Since the last run" is by the
   ingest ledger's load time, not by _seq: a file that arrives late carries older _seq
   values than rows already built. A changed key that no longer has a current answer comes
-  out as a tombstone (is_deleted): delete+insert removes the old row, and the post-hook
-  removes the tombstone.
+  out as a tombstone (is_deleted): delete+insert removes the old row, and the same
+  transaction removes the tombstone (incremental strategy
+  delete_insert_without_tombstones, macros/replace_changed_sql.sql).
 -#}
 -- Its builds are logged (int_school_year_builds), for its tests only: the uniqueness test
 -- of fct_question_responses reads the responses a build rescored (response_deltas.sql).
