@@ -629,10 +629,12 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
     time_axis.set_yscale("log")
     memory_axis.axhline(4, color="grey", linewidth=0.8)
     memory_axis.text(min(x), 4, " 4 GB", va="bottom", color="grey")
-    time_axis.legend(fontsize=8)
+    # one legend for both panels, below them: inside a panel it hid the points it named
+    handles, labels = time_axis.get_legend_handles_labels()
+    figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     scales = ", ".join(f"{r.scale:g}" for r in results)
     figure.suptitle(f"bench: time and peak memory per step (scales {scales}, seed {results[0].seed})")
-    figure.tight_layout()
+    figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(out, format="svg")
     plt.close(figure)
     return out
