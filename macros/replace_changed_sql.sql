@@ -4,7 +4,8 @@
   build that fails leaves the old rows in place. On DuckDB they run inside the
   transaction dbt-duckdb opens for the model; dbt-snowflake commits each statement on its
   own, so there they are an explicit transaction (as dbt-snowflake wraps its own
-  strategies). Empty statements are left out (`dbt run --empty` deletes nothing).
+  strategies). Empty statements are left out (a replace strategy's delete under
+  `dbt run --empty`).
 -#}
 {% macro in_one_transaction(statements) -%}
     {{ return(adapter.dispatch('in_one_transaction', 'survey_warehouse')(statements)) }}

@@ -359,10 +359,12 @@ def _step_seconds(report: dict, name: str) -> float:
 
 
 def dbt_cost(report: dict) -> dict | None:
-    """Where a run's `dbt build` step went: the seconds outside its nodes (importing dbt,
-    parsing the project, writing artifacts, hooks) and the seconds of dbt's node phase
-    (run_results.json's elapsed time), with the nodes it ran by type and their own timings
-    summed (over dbt's threads, so the sum can exceed the phase). None without a build."""
+    """Where a run's `dbt build` step went: the seconds outside dbt's node phase
+    (importing dbt, parsing the project, the orchestrator reading and keeping the
+    artifacts) and the node phase itself (run_results.json's elapsed time, which includes
+    dbt's setup and its on-run-end hooks), with the nodes it ran by type and their own
+    timings summed (over dbt's threads, so the sum can exceed the phase). None without a
+    build."""
     dbt = report.get("dbt") or {}
     nodes = [r for r in dbt.get("results") or [] if r.get("resource_type") != "exposure"]
     if not nodes or not dbt.get("elapsed"):
@@ -388,7 +390,7 @@ def format_dbt_cost(label: str, cost: dict) -> str:
     by_type = ", ".join(f"{n} {kinds.get(t, t)}" for t, n in sorted(cost["nodes_by_type"].items(),
                                                                        key=lambda kv: -kv[1]))
     return (f"dbt build of the {label}: {cost['step_seconds']:.1f} s = "
-            f"{cost['outside_nodes_seconds']:.1f} s outside its nodes (import, parse, artifacts) + "
+            f"{cost['outside_nodes_seconds']:.1f} s outside its node phase (import, parse, artifacts) + "
             f"{cost['node_phase_seconds']:.1f} s running {cost['nodes']} nodes ({by_type}): "
             f"{cost['wall_ms_per_node']:.0f} ms of wall time per node; their own timings sum to "
             f"{cost['node_seconds_summed']:.1f} s")
@@ -536,13 +538,13 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     }
     if reference:
         result.ratios["full run / pandas reference"] = whole.seconds / reference["seconds"]
-    # The warehouse's process (ingest, dbt, checks, psychometrics, in one): the largest
-    # sampled step. Not ru_maxrss, which also counts the generator's and the pandas
-    # reference's processes (the reference's peak is on its own line).
     for label, report in (("full run", full), ("realistic day", real), ("stress day", day)):
         cost = dbt_cost(report)
         if cost:
             result.dbt_costs[label] = cost
+    # The warehouse's process (ingest, dbt, checks, psychometrics, in one): the largest
+    # sampled step. Not ru_maxrss, which also counts the generator's and the pandas
+    # reference's processes (the reference's peak is on its own line).
     result.peak_rss_mb = max((s.peak_rss_mb or 0) for s in result.steps
                              if s.name not in ("generate", "pandas reference"))
     result.load_average = list(os.getloadavg())

@@ -570,6 +570,16 @@ def test_a_failed_incremental_build_leaves_readers_their_rows_on_snowflake(emula
     assert after_failure == before, f"rows lost by a failed build: {before} -> {after_failure}\n{failed.stdout[-3000:]}"
     assert rebuilt.returncode == 0, rebuilt.stdout[-3000:] + build.emulator.errors()[-3000:]
     assert after_rebuild == before
+    # what ran: the delete and the append in one explicit transaction
+    for path in ("marts/survey/item_results.sql", "marts/survey/respondents_wide.sql"):
+        assert [verb for verb, _ in main_statement(build, path)] == ["begin", "delete", "insert", "commit"], path
+
+
+def main_statement(build: EmulatedBuild, model_path: str) -> list[tuple[str, str]]:
+    """The statements of a model's last main statement (dbt's target/run copy), as (first
+    word, text) pairs."""
+    sql = (Path(build.env["DBT_TARGET_PATH"]) / "run" / "survey_warehouse" / "models" / model_path).read_text()
+    return [(part.split()[0].lower(), part) for part in (p.strip() for p in sql.split(";")) if part]
 
 
 def test_an_answer_deleted_after_the_build_is_gone_on_snowflake(emulated_snowflake):
@@ -598,6 +608,7 @@ def test_an_answer_deleted_after_the_build_is_gone_on_snowflake(emulated_snowfla
             "convert_timezone('UTC', current_timestamp())::timestamp_ntz)")
         try:
             scored = dbt(build.env, "run", "--select", "int_question_responses_scored")
+            statements = main_statement(build, "intermediate/survey/int_question_responses_scored.sql")
             after = cursor.execute(
                 "select count(*), count_if(is_deleted), "
                 f"count_if(response_id = '{response_id}' and question_id = '{question_id}'), "
@@ -606,7 +617,11 @@ def test_an_answer_deleted_after_the_build_is_gone_on_snowflake(emulated_snowfla
         finally:
             cursor.execute(f"delete from raw.question_responses where _source_file = '{fake}'")
             cursor.execute(f"delete from raw.ingest_ledger where file_name = '{fake}'")
-            dbt(build.env, "run", "--select", "int_question_responses_scored", "--full-refresh")
+            restored = dbt(build.env, "run", "--select", "int_question_responses_scored", "--full-refresh")
+    assert restored.returncode == 0, restored.stdout[-3000:]
     assert scored.returncode == 0, scored.stdout[-3000:] + build.emulator.errors()[-3000:]
+    # delete+insert, and the tombstones' removal, in one explicit transaction
+    assert [verb for verb, _ in statements] == ["begin", "delete", "insert", "delete", "commit"]
+    assert "is_deleted" in statements[3][1]
     # one answer fewer, no tombstone, and no other answer rescored (the build was incremental)
     assert tuple(after) == (answers - 1, 0, 0, 0)
