@@ -203,8 +203,7 @@
     {%- set tested_name = tested_build_name(relation) -%}
     {%- set files = ledger_files_between(
         builds, [build_name, tested_name],
-        "model_name = '" ~ tested_name ~ "' and invocation_id <> '" ~ invocation_id ~ "'",
-        "model_name = '" ~ build_name ~ "' and is_built and invocation_id = '" ~ invocation_id ~ "'") -%}
+        tested_before_here(tested_name), built_here(build_name)) -%}
     {{ responses_changed_in(files, model_unique_id) }}
 
     union all
@@ -229,8 +228,7 @@
     inner join (
         select max(ingested_through) as tested_through
         from {{ log }}
-        where model_name = '{{ tested_name }}'
-            and invocation_id <> '{{ invocation_id }}'
+        where {{ tested_before_here(tested_name) }}
     ) as tested
         on answers.ingested_through > tested.tested_through
 
@@ -252,14 +250,23 @@
     its tests passed before (tested_name): not built here (a plain `dbt test`), built
     from scratch (the marker row of school_year_build_started), or never tested. -#}
 {% macro everything_unless_built_incrementally_here(builds, build_name, tested_name) -%}
-    {%- set built_here = "model_name = '" ~ build_name ~ "' and is_built and invocation_id = '" ~ invocation_id ~ "'" -%}
     select '*' as response_id
     from {{ builds }}
     where model_name in ('{{ build_name }}', '{{ tested_name }}')
     having
-        count(case when model_name = '{{ tested_name }}' and invocation_id <> '{{ invocation_id }}' then 1 end) = 0
-        or count(case when {{ built_here }} then 1 end) = 0
-        or count(case when {{ built_here }} and ingested_through is null then 1 end) > 0
+        count(case when {{ tested_before_here(tested_name) }} then 1 end) = 0
+        or count(case when {{ built_here(build_name) }} then 1 end) = 0
+        or count(case when {{ built_here(build_name) }} and ingested_through is null then 1 end) > 0
+{%- endmacro %}
+
+{#- Build-log rows: this invocation's finished build of a model (its log name), and the
+    rows through which a model's filtered tests passed in earlier invocations. -#}
+{% macro built_here(build_name) -%}
+    model_name = '{{ build_name }}' and is_built and invocation_id = '{{ invocation_id }}'
+{%- endmacro %}
+
+{% macro tested_before_here(tested_name) -%}
+    model_name = '{{ tested_name }}' and invocation_id <> '{{ invocation_id }}'
 {%- endmacro %}
 
 {#-
@@ -295,9 +302,7 @@
                 max(ingested_through),
                 true
             from {{ log }}
-            where model_name = '{{ built_name }}'
-                and invocation_id = '{{ invocation_id }}'
-                and is_built
+            where {{ built_here(built_name) }}
                 and ingested_through is not null
             group by invocation_id
             {%- endset -%}
