@@ -453,6 +453,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         result.megabytes_uncompressed = sum(f["bytes_uncompressed"] for f in loaded) / 1e6
         ingested_lines = sum(f["lines"] for f in loaded)
         careful = sum(f.get("lines_checked_carefully", 0) for f in loaded)
+        as_text = sum(f.get("lines_read_as_text", 0) for f in loaded)
 
         reference = None
         if scale <= reference_max_scale:
@@ -508,7 +509,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         floor,
         typed,
         inner_step("ingest", rows=ingested_lines, megabytes=result.megabytes_uncompressed,
-                   note=f"{careful:,} lines checked one by one"),
+                   note=f"{as_text:,} lines read as text, {careful:,} checked one by one"),
         inner_step("dbt build"),
         checks,
         inner_step("psychometrics"),

@@ -83,8 +83,8 @@ DEFAULT_BATCH_BYTES = 64_000_000
 # cursors, so the files of a batch are judged on every core), detached after it.
 WORK_PREFIX = "ingest_work_"
 CHECKED_COLUMNS = (
-    "source_file varchar, batch_n bigint, line_no bigint, line_bytes bigint, reason varchar, "
-    "bad_line varchar, ts timestamp, extra json, careful boolean, line varchar"
+    "source_file varchar, batch_n bigint, line_no bigint, reason varchar, "
+    "bad_line varchar, ts timestamp, extra json, careful boolean, from_text boolean, line varchar"
 )
 
 
@@ -101,6 +101,7 @@ class FileResult:
     lines_quarantined: int
     bytes_uncompressed: int
     lines_checked_carefully: int = 0  # lines not clean, judged one by one (the careful path)
+    lines_read_as_text: int = 0  # lines judged from their text, not by the JSON reader
 
 
 @dataclass
@@ -189,18 +190,20 @@ class Examined:
     longest_line: int = 0  # bytes; exact when longer than CHUNK, which is all that matters
     problem: str | None = None
     lines: int = 0  # as a line reader sees them: a last line without its newline counts
+    size: int = 0  # uncompressed bytes
 
 
 def read_to_end(path: Path) -> Examined:
     """Decompress the file once, streaming: hash its bytes and its uncompressed lines and
     check that its gzip stream (or streams: gzip allows several members) ends cleanly."""
     raw, content = hashlib.sha256(), hashlib.sha256()
-    size, line, longest, newlines = 0, 0, 0, 0
+    size, line, longest, newlines, uncompressed = 0, 0, 0, 0, 0
     inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip format only
 
     def take(piece: bytes) -> None:
-        nonlocal line, longest, newlines
+        nonlocal line, longest, newlines, uncompressed
         content.update(piece)
+        uncompressed += len(piece)
         newlines += piece.count(b"\n")
         first = piece.find(b"\n")
         if first < 0:
@@ -230,7 +233,7 @@ def read_to_end(path: Path) -> Examined:
             f"the file ends before the end of its gzip stream, after {size:,} bytes "
             "(a copy cut short, or still being written under its final name)"))
     return Examined(raw.hexdigest(), content.hexdigest(), max(longest, line),
-                    lines=newlines + (1 if line else 0))
+                    lines=newlines + (1 if line else 0), size=uncompressed)
 
 
 def examine(path: Path, loaded: tuple[str, str | None] | None) -> Examined:
@@ -425,34 +428,17 @@ def _fragment_sql(fragment: str, kind: str) -> tuple[str, str]:
     }[kind]
 
 
-def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[str, int]],
-                    fast_path: bool = True) -> str:
-    """Every line of `lines_sql` (a run of the batch's files), read once and parsed once, as
-    rows of the work table `checked` (_judge).
-
-    Each line is parsed by one from_json() into its contract keys' JSON values; their kinds
-    come from each value's first character. A line is clean when it is a JSON object whose
-    contract keys each hold a kind the contract accepts, with a known _op, an integer _seq,
-    a readable _ts and every primary key a string: the careful path's checks as one
-    condition (stricter where that is simpler: kinds are checked on deletes too, an integer
-    beyond BIGINT is left to the careful path). A clean line's record is the one the careful
-    path would load. Whether a line has keys the contract does not list is known without a
-    second parse when the line is exactly its contract keys, minified, in contract order
-    (as the platform writes them); any other line's keys are listed. Lines that are not
-    clean (all lines without `fast_path`) keep their text for the careful path.
-    `first_lines`: for each file's path as the line reader names it, its name and its first
-    batch line number minus one (from the examined line counts): line numbers need no
-    second pass."""
-    known, known_list = _known(table)
-    record = "{" + ", ".join(f'"{k}": "JSON"' for k in known) + "}"
-    files = ", ".join(f"({_quote(Path(path))}, '{name}', {first})"
-                      for path, (name, first) in first_lines.items())
-
-    def v(key: str) -> str:
-        return f"j.\"{key}\""
-
+def _judged_values_sql(table: Table, v, fast_path: bool = True) -> tuple[str, str, str]:
+    """For a line's contract keys' JSON values as DuckDB writes them (`v(key)`: SQL null when
+    absent or null), the fast path's one condition that the line is clean (a JSON object
+    whose contract keys each hold a kind the contract accepts, with a known _op, an integer
+    _seq, a readable _ts and every primary key a string: the careful path's checks, stricter
+    where that is simpler: kinds are checked on deletes too, an integer beyond BIGINT is
+    left to the careful path), the clean line's record (the one the careful path would
+    load) and its `_ts` text; the condition and record read column `ts` (_timestamp_sql of
+    that text). Both fast readers judge with these."""
+    known, _ = _known(table)
     checks = [
-        "j is not null",
         f"{v('_op')} in ('\"c\"', '\"u\"', '\"d\"')",
         f"starts_with({v('_ts')}, '\"')",
         "ts is not null",
@@ -467,6 +453,102 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
             checks.append(f"({v(col)} is null or {accepted})")
     clean = "\n        and ".join(f"coalesce({c}, false)" for c in checks) if fast_path else "false"
     rec = ", ".join(f'"{k}" := {texts[k]}' for k in known)
+    return clean, f"struct_pack({rec})::{_record_struct(table)}", texts["_ts"]
+
+
+def _files_sql(first_lines: dict[str, tuple[str, int]]) -> str:
+    """`first_lines` (for each file's path as a reader names it, its name and its first batch
+    line number minus one) as rows (filename, source_file, first_n)."""
+    return ", ".join(f"({_quote(Path(path))}, '{name}', {first})"
+                     for path, (name, first) in first_lines.items())
+
+
+def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tuple[str, int]],
+                      offset: int, longest_line: int) -> str:
+    """The fast path for clean files: every line of these files (a run of the batch's files)
+    parsed once by DuckDB's JSON reader into a map of its keys to their JSON values, as rows
+    of the work table `checked` (_judge), numbered from offset + 1 in file order. Each line
+    is judged by one condition (_judged_values_sql); keys the contract does not list are the
+    map's other keys, so no line is parsed twice and no line's text is kept. The reader
+    refuses a file with a line that is not a JSON object (or repeats a key) and skips empty
+    lines: such a run, and a run with a line that is not clean, is judged again from its
+    lines' text (_fast_lines_sql), which keeps the text of the lines the careful path judges
+    and the line numbers of a file with empty lines (_check_lines compares the counts)."""
+    known, known_list = _known(table)
+    files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    size = max(longest_line + 1024, 16 * 1024 * 1024)
+
+    def v(key: str) -> str:
+        return f'"{key}"'
+
+    clean, rec, ts_text = _judged_values_sql(table, v)
+    values = ", ".join(f"j['{k}'] as \"{k}\"" for k in known)
+    known_keys = " + ".join(f"map_contains(j, '{k}')::int" for k in known)
+    extra = (f"to_json(map_from_entries(list_filter(map_entries(j), "
+             f"e -> not list_contains({known_list}, e.key))))")
+    return f"""
+    with numbered as (
+      select
+        f.source_file,
+        l.ordinality::bigint + {int(offset)} as batch_n,
+        l.ordinality::bigint + {int(offset)} - f.first_n as line_no,
+        l.j
+      from read_json({files}, format='newline_delimited', records=false,
+                     columns={{'j': 'MAP(VARCHAR, JSON)'}}, compression='gzip', filename=true,
+                     maximum_object_size={int(size)}) with ordinality as l
+      inner join (values {_files_sql(first_lines)}) as f (filename, source_file, first_n)
+        on l.filename = f.filename
+    ),
+    valued as (
+      select *, {values}
+      from numbered
+    ),
+    timed as (
+      select *, {_timestamp_sql(ts_text)} as ts
+      from valued
+    ),
+    judged as (
+      select *, j is not null and {clean} as clean
+      from timed
+    )
+    select
+      source_file,
+      batch_n,
+      line_no,
+      null::varchar as reason,
+      null::varchar as bad_line,
+      case when clean then {rec} end as rec,
+      case when clean then ts end as ts,
+      case when clean and cardinality(j) > {known_keys} then {extra} end as extra,
+      not clean as careful,
+      false as from_text,
+      null::varchar as line
+    from judged
+    """
+
+
+def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[str, int]],
+                    fast_path: bool = True) -> str:
+    """Every line of `lines_sql` (a run of the batch's files), read once and parsed once, as
+    rows of the work table `checked` (_judge): the fast path for a run whose files the JSON
+    reader refuses or that holds lines that are not clean (_mapped_lines_sql), and for every
+    run without `fast_path`.
+
+    Each line is parsed by one from_json() into its contract keys' JSON values and judged
+    by one condition (_judged_values_sql). Whether a clean line has keys the contract does
+    not list is known without a second parse when the line is exactly its contract keys,
+    minified, in contract order (as the platform writes them); any other line's keys are
+    listed. Lines that are not clean (all lines without `fast_path`) keep their text for
+    the careful path. `first_lines`: for each file's path as the line reader names it, its
+    name and its first batch line number minus one (from the examined line counts): line
+    numbers need no second pass."""
+    known, known_list = _known(table)
+    record = "{" + ", ".join(f'"{k}": "JSON"' for k in known) + "}"
+
+    def v(key: str) -> str:
+        return f"j.\"{key}\""
+
+    clean, rec, ts_text = _judged_values_sql(table, v, fast_path)
     minified = "'{' || concat_ws(',', " + ", ".join(
         f"""'"{k}":' || coalesce({v(k)}::varchar, 'null')""" for k in known) + ") || '}'"
     return f"""
@@ -477,7 +559,7 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
         l.n - f.first_n as line_no,
         l.line
       from ({lines_sql}) as l
-      inner join (values {files}) as f (filename, source_file, first_n)
+      inner join (values {_files_sql(first_lines)}) as f (filename, source_file, first_n)
         on l.filename = f.filename
     ),
     parsed as (
@@ -485,11 +567,11 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
       from numbered
     ),
     timed as (
-      select *, {_timestamp_sql(texts['_ts'])} as ts
+      select *, {_timestamp_sql(ts_text)} as ts
       from parsed
     ),
     judged as (
-      select *, {clean} as clean
+      select *, j is not null and {clean} as clean
       from timed
     ),
     keyed as (
@@ -506,13 +588,13 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
       source_file,
       batch_n,
       line_no,
-      coalesce(strlen(line), 0) + 1 as line_bytes,
       null::varchar as reason,
       null::varchar as bad_line,
-      case when clean then struct_pack({rec})::{_record_struct(table)} end as rec,
+      case when clean then {rec} end as rec,
       case when clean then ts end as ts,
       case when has_extra then {_extra_sql("line", known_list)} end as extra,
       not clean as careful,
+      true as from_text,
       case when not clean then line end as line
     from keyed
     """
@@ -612,7 +694,6 @@ def _checked_lines_sql(table: Table) -> str:
       source_file,
       batch_n,
       line_no,
-      coalesce(strlen(line), 0) + 1 as line_bytes,
       reason,
       case when reason is not null then line end as bad_line,
       case when reason is null then rec end as rec,
@@ -717,29 +798,51 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
     core, each read, numbered and judged on a cursor of its own at the same time; each
     run's numbers start after the lines of the runs before it (the examined counts), so
     batch line numbers are those of one pass over the whole batch once _check_lines has
-    verified the counts. An error or an interrupt in one run stops the others."""
+    verified the counts. A run is judged by the JSON reader (_mapped_lines_sql) unless the
+    reader refuses one of its files or a line is not clean: then it is judged again from
+    its lines' text (_fast_lines_sql). An error or an interrupt in one run stops the others."""
     con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec {_record_struct(table)})")
     threads = int(con.execute("select current_setting('threads')").fetchone()[0])
-    jobs, offset = [], 0
+    runs, offset = [], 0
     for group in _groups(batch, max(1, threads)):
         first_lines, first = {}, offset
         for meta, path, examined in group:
             first_lines[str(path)] = (meta.name, first)
             first += examined.lines
-        lines = _lines_sql([p for _, p, _ in group], longest, offset)
-        jobs.append(f"insert into {checked} by name "
-                    + _fast_lines_sql(table, lines, first_lines, fast_path))
+        paths = [p for _, p, _ in group]
+        by_text = f"insert into {checked} by name " + _fast_lines_sql(
+            table, _lines_sql(paths, longest, offset), first_lines, fast_path)
+        mapped = (f"insert into {checked} by name "
+                  + _mapped_lines_sql(table, paths, first_lines, offset, longest)) if fast_path else None
+        runs.append((mapped, by_text, offset, first))
         offset = first
-    if len(jobs) == 1:
-        con.execute(jobs[0])
-        return
-    cursors = [con.cursor() for _ in jobs]
-    try:
-        with ThreadPoolExecutor(max_workers=len(jobs)) as pool:
-            runs = [pool.submit(cursor.execute, job) for cursor, job in zip(cursors, jobs)]
+
+    def judge_run(cursor: duckdb.DuckDBPyConnection, mapped: str | None, by_text: str,
+                  low: int, high: int) -> None:
+        if mapped is not None:
             try:
-                for run in runs:
-                    run.result()
+                cursor.execute(mapped)
+            except (duckdb.InvalidInputException, duckdb.ConversionException):
+                pass  # a line the reader refuses: nothing of the run was inserted
+            else:
+                (careful,) = cursor.execute(
+                    f"select count(*) filter (where careful) from {checked} "
+                    f"where batch_n > {int(low)} and batch_n <= {int(high)}").fetchone()
+                if not careful:
+                    return
+                cursor.execute(f"delete from {checked} where batch_n > {int(low)} and batch_n <= {int(high)}")
+        cursor.execute(by_text)
+
+    if len(runs) == 1:
+        judge_run(con, *runs[0])
+        return
+    cursors = [con.cursor() for _ in runs]
+    try:
+        with ThreadPoolExecutor(max_workers=len(runs)) as pool:
+            futures = [pool.submit(judge_run, cursor, *run) for cursor, run in zip(cursors, runs)]
+            try:
+                for future in futures:
+                    future.result()
             except BaseException:  # a run failed, or Ctrl-C: the other runs stop too
                 for cursor in cursors:
                     cursor.interrupt()
@@ -753,8 +856,8 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, lon
                  batch_lines: str, checked: str, fast_path: bool = True) -> None:
     """The work table `checked` from the batch's lines: every line with its file, line
     number, size, and either its record, timestamp and unknown keys or the reason it is
-    quarantined. Clean lines take the fast path (_fast_lines_sql: read and parsed once,
-    judged by one condition); the others, all of them without `fast_path`, are judged one
+    quarantined. Clean lines take the fast path (_judge: read and parsed once, judged by
+    one condition); the others, all of them without `fast_path`, are judged one
     by one by the careful path, which names what is wrong. Column `careful` says which path
     a line took. `batch_lines`: _lines_sql of the whole batch, for the numbering pass when
     the examined line counts do not hold."""
@@ -855,19 +958,19 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
             [table.name, loaded_at],
         )
         counts = {
-            name: (lines, loaded, quarantined, size, careful)
-            for name, lines, loaded, quarantined, size, careful in con.execute(
+            name: (lines, loaded, quarantined, careful, from_text)
+            for name, lines, loaded, quarantined, careful, from_text in con.execute(
                 f"""
                 select source_file, count(*), count(*) filter (where reason is null),
-                       count(*) filter (where reason is not null), sum(line_bytes),
-                       count(*) filter (where careful)
+                       count(*) filter (where reason is not null),
+                       count(*) filter (where careful), count(*) filter (where from_text)
                 from {checked} group by source_file
                 """
             ).fetchall()
         }
         results, ledger_rows = [], []
         for meta, path, examined in batch:
-            lines, loaded, quarantined, size, careful = counts.get(meta.name, (0, 0, 0, 0, 0))
+            lines, loaded, quarantined, careful, from_text = counts.get(meta.name, (0, 0, 0, 0, 0))
             # names match contract.FILE_NAME and checksums are hex: safe to inline
             ledger_rows.append(
                 f"('{meta.name}', '{meta.table}', '{meta.interval_start:%Y-%m-%d %H:%M:%S}', "
@@ -875,7 +978,8 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
                 f"{path.stat().st_size}, {lines}, {loaded}, {quarantined}, '{loaded_at.isoformat(sep=' ')}', "
                 f"'{examined.content_sha256}')"
             )
-            results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, size, careful))
+            results.append(FileResult(meta.name, meta.table, lines, loaded, quarantined, examined.size,
+                                      careful, from_text))
         con.execute(
             f"insert into {LEDGER} (file_name, table_name, interval_start, interval_end, part, "
             "sha256, size_bytes, line_count, rows_loaded, lines_quarantined, loaded_at, "
@@ -1035,7 +1139,9 @@ def ingest(
             rows = sum(f.rows_loaded for f in loaded)
             quarantined = sum(f.lines_quarantined for f in loaded)
             careful = sum(f.lines_checked_carefully for f in loaded)
+            as_text = sum(f.lines_read_as_text for f in loaded)
             note = (f", {quarantined} quarantined" if quarantined else "") + (
+                f", {as_text} lines read as text" if as_text else "") + (
                 f", {careful} lines checked one by one" if careful else "")
             print(
                 f"[ingest {done}/{total} files] {table.name}: {len(batch)} files, {rows} rows{note}",

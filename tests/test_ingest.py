@@ -266,6 +266,10 @@ def careful_lines(result) -> int:
     return sum(f.lines_checked_carefully for f in result.loaded)
 
 
+def text_lines(result) -> int:
+    return sum(f.lines_read_as_text for f in result.loaded)
+
+
 def test_clean_files_take_the_fast_path_and_load_what_the_careful_path_loads(tmp_path, sample_extracts):
     """The generated sample (every table; survey_responses with keys the contract does not
     list, flags as booleans and strings, open and scale answers as numbers and labels)."""
@@ -273,6 +277,7 @@ def test_clean_files_take_the_fast_path_and_load_what_the_careful_path_loads(tmp
     (fast, fast_content), (careful, careful_content) = both[True], both[False]
     assert fast.rows_loaded == careful.rows_loaded > 50_000 and fast.lines_quarantined == 0
     assert careful_lines(fast) == 0, "a clean file takes the fast path"
+    assert text_lines(fast) == 0, "a clean file is judged by the JSON reader, not from its text"
     assert careful_lines(careful) == careful.rows_loaded
     for name in fast_content:
         assert fast_content[name] == careful_content[name], name
@@ -315,6 +320,48 @@ TRICKY = [  # (line, clean): lines a real delivery may hold, and what the fast p
 ]
 
 
+def test_clean_lines_of_every_shape_are_judged_by_the_json_reader_as_the_careful_path_judges_them(tmp_path):
+    """A file whose lines are all clean but not as the platform writes them (other key
+    order and spaces, nulls, a delete without a value, numbers and labels, escapes, a time
+    without a zone or with an offset, a key the contract does not list) is judged by the
+    JSON reader alone, and loads exactly what the careful path loads, line numbers and
+    `_extra` included; so does the next file of the run, numbered after it."""
+    extracts = tmp_path / "extracts"
+    clean = [line for line, ok in TRICKY if ok][:-1]  # the last one repeats _seq 1
+    write_extract(extracts, "question_responses", DAY1, clean)
+    write_extract(extracts, "question_responses", DAY2, [
+        change("c", 100 + i, response_id=f"r{i}", question_id="q1", value=i % 5 + 1) for i in range(50)])
+    both = ingest_both_ways(tmp_path, extracts)
+    (fast, fast_content), (careful, careful_content) = both[True], both[False]
+    for name in fast_content:
+        assert fast_content[name] == careful_content[name], name
+    assert fast.rows_loaded == len(clean) + 50 and fast.lines_quarantined == 0
+    assert text_lines(fast) == 0 and careful_lines(fast) == 0
+    rows = fast_content["question_responses"]
+    assert [r[-1] for r in rows] == list(range(1, len(clean) + 1)) + list(range(1, 51))
+    assert [json.loads(r[-3]) for r in rows if r[-3] is not None] == [{"client": "ios"}]
+
+
+def test_empty_lines_the_json_reader_skips_keep_their_line_numbers_and_are_quarantined(tmp_path):
+    """The JSON reader passes over empty and blank lines without a word: the counts tell,
+    and the batch is judged from its text, so each such line is quarantined under its own
+    number and the lines after it keep theirs, in its file and in the next one."""
+    extracts = tmp_path / "extracts"
+    lines = [change("c", i, response_id=f"r{i}", question_id="q1", value=1) for i in range(1, 7)]
+    write_extract(extracts, "question_responses", DAY1, lines[:2] + [""] + lines[2:4] + ["   "] + lines[4:])
+    write_extract(extracts, "question_responses", DAY2, [
+        change("c", 10 + i, response_id=f"s{i}", question_id="q1", value=1) for i in range(3)])
+    both = ingest_both_ways(tmp_path, extracts)
+    assert both[True][1] == both[False][1]
+    result, content = both[True]
+    assert result.rows_loaded == 9 and result.lines_quarantined == 2
+    first, second = (f.name for f in result.loaded)
+    assert [(f, n, r) for f, n, _, r, _ in content["quarantine"]] == [
+        (first, 3, "empty line"), (first, 6, "empty line")]
+    assert [r[-1] for r in content["question_responses"] if r[-2] == first] == [1, 2, 4, 5, 7, 8]
+    assert [r[-1] for r in content["question_responses"] if r[-2] == second] == [1, 2, 3]
+
+
 def test_a_file_with_bad_lines_loads_the_same_on_both_paths_and_only_bad_lines_go_one_by_one(tmp_path):
     extracts = tmp_path / "extracts"
     good = [change("c", 100 + i, response_id=f"r{i}", question_id="q1", value=i % 5 + 1) for i in range(3_000)]
@@ -343,6 +390,8 @@ def test_a_file_with_bad_lines_loads_the_same_on_both_paths_and_only_bad_lines_g
     not_clean = sum(1 for _, clean in TRICKY if not clean)
     by_file = {f.table: f for f in fast.loaded}
     assert by_file["question_responses"].lines_checked_carefully == not_clean
+    # the JSON reader refuses the file (a line that is not an object): judged from its text
+    assert by_file["question_responses"].lines_read_as_text == by_file["question_responses"].lines
     # every line that is not clean is quarantined, and so is the clean repeat of _seq 1
     # (repeats are found after both paths)
     assert by_file["question_responses"].lines_quarantined == not_clean + 1
