@@ -33,6 +33,7 @@ from __future__ import annotations
 import argparse
 import hashlib
 import os
+import re
 import sys
 import time
 import uuid
@@ -470,10 +471,10 @@ def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tu
     of the work table `checked` (_judge), numbered from offset + 1 in file order. Each line
     is judged by one condition (_judged_values_sql); keys the contract does not list are the
     map's other keys, so no line is parsed twice and no line's text is kept. The reader
-    refuses a file with a line that is not a JSON object (or repeats a key) and skips empty
-    lines: such a run, and a run with a line that is not clean, is judged again from its
-    lines' text (_fast_lines_sql), which keeps the text of the lines the careful path judges
-    and the line numbers of a file with empty lines (_check_lines compares the counts)."""
+    refuses a file with a line that is not a JSON object and skips empty lines: _judge
+    judges such a file, and a file with a line that is not clean, again from its lines'
+    text (_fast_lines_sql), which keeps the text of the lines the careful path judges and
+    the numbers of the lines after an empty one."""
     known, known_list = _known(table)
     files = "[" + ", ".join(_quote(p) for p in paths) + "]"
     size = max(longest_line + 1024, 16 * 1024 * 1024)
@@ -484,8 +485,9 @@ def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tu
     clean, rec, ts_text = _judged_values_sql(table, v)
     values = ", ".join(f"j['{k}'] as \"{k}\"" for k in known)
     known_keys = " + ".join(f"map_contains(j, '{k}')::int" for k in known)
-    extra = (f"to_json(map_from_entries(list_filter(map_entries(j), "
-             f"e -> not list_contains({known_list}, e.key))))")
+    # a line that repeats a key may have more entries than keys: no object of others is {}
+    extra = (f"nullif(to_json(map_from_entries(list_filter(map_entries(j), "
+             f"e -> not list_contains({known_list}, e.key)))), '{{}}')")
     return f"""
     with numbered as (
       select
@@ -791,6 +793,11 @@ def _groups(batch: Batch, parts: int) -> list[Batch]:
     return groups
 
 
+# The file a JSON reader's error names ('Malformed JSON in file "…", at byte 8 in line 3: …',
+# 'JSON transform error in file "…", in line 1: …').
+READER_ERROR_FILE = re.compile(r'in file "(.*)", (?:at byte \d+ )?in line \d+')
+
+
 def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
            fast_path: bool, checked: str) -> None:
     """Fill the work table `checked` from the batch's files. Line numbers need one ordered
@@ -798,48 +805,89 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
     core, each read, numbered and judged on a cursor of its own at the same time; each
     run's numbers start after the lines of the runs before it (the examined counts), so
     batch line numbers are those of one pass over the whole batch once _check_lines has
-    verified the counts. A run is judged by the JSON reader (_mapped_lines_sql) unless the
-    reader refuses one of its files or a line is not clean: then it is judged again from
-    its lines' text (_fast_lines_sql). An error or an interrupt in one run stops the others."""
+    verified the counts. An error or an interrupt in one run stops the others.
+
+    A run is judged by the JSON reader (_mapped_lines_sql); a file the reader refuses (a
+    line that is not a JSON object: its error names the file), skips lines of (empty ones:
+    its count falls short of the examined one) or that holds a line that is not clean is
+    judged again from its lines' text (_fast_lines_sql), alone, and the reader goes on with
+    the files after it; a refusal that names no file sends the rest of the run to the text."""
     con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec {_record_struct(table)})")
     threads = int(con.execute("select current_setting('threads')").fetchone()[0])
     runs, offset = [], 0
     for group in _groups(batch, max(1, threads)):
-        first_lines, first = {}, offset
-        for meta, path, examined in group:
-            first_lines[str(path)] = (meta.name, first)
-            first += examined.lines
-        paths = [p for _, p, _ in group]
-        by_text = f"insert into {checked} by name " + _fast_lines_sql(
-            table, _lines_sql(paths, longest, offset), first_lines, fast_path)
-        mapped = (f"insert into {checked} by name "
-                  + _mapped_lines_sql(table, paths, first_lines, offset, longest)) if fast_path else None
-        runs.append((mapped, by_text, offset, first))
-        offset = first
+        runs.append((group, offset))
+        offset += sum(examined.lines for _, _, examined in group)
 
-    def judge_run(cursor: duckdb.DuckDBPyConnection, mapped: str | None, by_text: str,
-                  low: int, high: int) -> None:
-        if mapped is not None:
-            try:
-                cursor.execute(mapped)
-            except (duckdb.InvalidInputException, duckdb.ConversionException):
-                pass  # a line the reader refuses: nothing of the run was inserted
-            else:
-                (careful,) = cursor.execute(
-                    f"select count(*) filter (where careful) from {checked} "
-                    f"where batch_n > {int(low)} and batch_n <= {int(high)}").fetchone()
-                if not careful:
-                    return
-                cursor.execute(f"delete from {checked} where batch_n > {int(low)} and batch_n <= {int(high)}")
-        cursor.execute(by_text)
+    def firsts(items: Batch, offset: int) -> dict[str, tuple[str, int]]:
+        """Each file's path: its name and its first batch line number minus one."""
+        first_lines = {}
+        for meta, path, examined in items:
+            first_lines[str(path)] = (meta.name, offset)
+            offset += examined.lines
+        return first_lines
+
+    def by_text(cursor: duckdb.DuckDBPyConnection, items: Batch, offset: int) -> None:
+        paths = [p for _, p, _ in items]
+        cursor.execute(f"insert into {checked} by name " + _fast_lines_sql(
+            table, _lines_sql(paths, longest, offset), firsts(items, offset), fast_path))
+
+    def by_reader(cursor: duckdb.DuckDBPyConnection, items: Batch, offset: int) -> None:
+        if not items:
+            return
+        if not fast_path:
+            by_text(cursor, items, offset)
+            return
+        first_lines = firsts(items, offset)
+        paths = [p for _, p, _ in items]
+        try:
+            cursor.execute(f"insert into {checked} by name "
+                           + _mapped_lines_sql(table, paths, first_lines, offset, longest))
+        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+            # nothing of the run was inserted: the files before the refused one by the
+            # reader, the refused one from its text, the reader again after it
+            named = READER_ERROR_FILE.search(str(exc))
+            at = next((i for i, (_, path, _) in enumerate(items)
+                       if named and str(path) == named.group(1)), None)
+            if at is None:
+                by_text(cursor, items, offset)
+                return
+            after = first_lines[str(items[at][1])][1]
+            by_reader(cursor, items[:at], offset)
+            by_text(cursor, items[at:at + 1], after)
+            by_reader(cursor, items[at + 1:], after + items[at][2].lines)
+            return
+        end = offset + sum(examined.lines for _, _, examined in items)  # the last line's number
+        in_run = f"batch_n > {int(offset)} and batch_n <= {int(end)}"
+        # the reader reads no more lines than a file has: every line is there when they add up
+        lines, careful = cursor.execute(
+            f"select count(*), count(*) filter (where careful) from {checked} where {in_run}").fetchone()
+        if lines == end - offset and not careful:
+            return
+        judged = {name: (lines, low, high, careful) for name, lines, low, high, careful in cursor.execute(
+            f"select source_file, count(*), min(line_no), max(line_no), count(*) filter (where careful) "
+            f"from {checked} where {in_run} group by all").fetchall()}
+        for i, (meta, path, examined) in enumerate(items):
+            lines, low, high, careful = judged.get(meta.name, (0, None, None, 0))
+            first = first_lines[str(path)][1]
+            if (lines, low, high) != ((examined.lines, 1, examined.lines) if examined.lines else (0, None, None)):
+                # lines the reader skipped: this file's numbers, and those after it, are off
+                cursor.execute(f"delete from {checked} where batch_n > {int(first)} and batch_n <= {int(end)}")
+                by_text(cursor, [items[i]], first)
+                by_reader(cursor, items[i + 1:], first + examined.lines)
+                return
+            if careful:
+                cursor.execute(f"delete from {checked} where batch_n > {int(first)} "
+                               f"and batch_n <= {int(first + examined.lines)}")
+                by_text(cursor, [items[i]], first)
 
     if len(runs) == 1:
-        judge_run(con, *runs[0])
+        by_reader(con, *runs[0])
         return
     cursors = [con.cursor() for _ in runs]
     try:
         with ThreadPoolExecutor(max_workers=len(runs)) as pool:
-            futures = [pool.submit(judge_run, cursor, *run) for cursor, run in zip(cursors, runs)]
+            futures = [pool.submit(by_reader, cursor, *run) for cursor, run in zip(cursors, runs)]
             try:
                 for future in futures:
                     future.result()

@@ -407,6 +407,50 @@ def test_a_file_with_bad_lines_loads_the_same_on_both_paths_and_only_bad_lines_g
         assert any(r.startswith(expected) for r in reasons), expected
 
 
+def test_only_the_files_with_bad_lines_are_read_as_text(tmp_path):
+    """In one batch of seven daily files, the JSON reader judges the clean ones; a file it
+    refuses (invalid JSON), one it reads short (an empty line) and one with a line of the
+    wrong kind are each judged from their text alone, and the reader goes on after them:
+    every line keeps its number, and the batch loads as the careful path loads it."""
+    extracts = tmp_path / "extracts"
+    bad = {1: (50, "not json", "invalid JSON"),
+           3: (120, change("c", "15", response_id="x", question_id="q1", value=1), "wrong type for _seq"),
+           4: (100, "", "empty line")}
+    for day in range(7):
+        lines = [change("c", 1000 * day + n, response_id=f"r{day}-{n}", question_id="q1", value=n % 5 + 1)
+                 for n in range(1, 201)]
+        if day in bad:
+            number, line, _ = bad[day]
+            lines.insert(number - 1, line)
+        write_extract(extracts, "question_responses", DAY1 + timedelta(days=day), lines)
+    both = ingest_both_ways(tmp_path, extracts)
+    (fast, fast_content), (careful, careful_content) = both[True], both[False]
+    for name in fast_content:
+        assert fast_content[name] == careful_content[name], name
+    assert [f.lines_read_as_text for f in fast.loaded] == [0, 201, 0, 201, 201, 0, 0]
+    assert [f.lines_checked_carefully for f in fast.loaded] == [0, 1, 0, 1, 1, 0, 0]
+    names = [f.name for f in fast.loaded]
+    assert [(f, n, r.split(":")[0]) for f, n, _, r, _ in fast_content["quarantine"]] == [
+        (names[day], number, reason) for day, (number, _, reason) in bad.items()]
+    assert fast.rows_loaded == 7 * 200
+
+
+def test_a_line_with_a_repeated_key_loads_as_the_careful_path_loads_it(tmp_path):
+    """A line that repeats a key: the JSON reader's map holds the key twice, which is not a
+    key the contract does not list; the line loads as the careful path loads it."""
+    extracts = tmp_path / "extracts"
+    write_extract(extracts, "question_responses", DAY1, [
+        change("c", n, response_id=f"r{n}", question_id="q1", value=1) for n in range(1, 4)])
+    write_extract(extracts, "question_responses", DAY2, [
+        change("c", 10, response_id="r10", question_id="q1", value=1),
+        '{"_op":"c","_ts":"2024-09-03T10:00:00Z","_seq":11,"response_id":"r11","question_id":"q1",'
+        '"value":2,"value":3}'])
+    both = ingest_both_ways(tmp_path, extracts)
+    assert both[True][1] == both[False][1]
+    assert both[True][0].rows_loaded == 5 and text_lines(both[True][0]) == 0
+    assert all(row[-3] is None for row in both[True][1]["question_responses"])  # no `_extra`
+
+
 def test_a_large_file_of_bad_lines_is_quarantined_whole_on_both_paths(tmp_path):
     """More than a DuckDB row group (122,880 rows) of lines, none loadable: every one is
     quarantined with its reason, none lost, on both paths (the careful path judges a whole
