@@ -457,6 +457,11 @@ def _judged_values_sql(table: Table, v, fast_path: bool = True) -> tuple[str, st
     return clean, f"struct_pack({rec})::{_record_struct(table)}", texts["_ts"]
 
 
+def _names_sql(names) -> str:
+    """File names as a SQL list's items."""
+    return ", ".join("'" + name.replace("'", "''") + "'" for name in names)
+
+
 def _files_sql(first_lines: dict[str, tuple[str, int]]) -> str:
     """`first_lines` (for each file's path as a reader names it, its name and its first batch
     line number minus one) as rows (filename, source_file, first_n)."""
@@ -464,11 +469,14 @@ def _files_sql(first_lines: dict[str, tuple[str, int]]) -> str:
                      for path, (name, first) in first_lines.items())
 
 
-def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tuple[str, int]],
-                      offset: int, longest_line: int) -> str:
-    """The fast path for clean files: every line of these files (a run of the batch's files)
-    parsed once by DuckDB's JSON reader into a map of its keys to their JSON values, as rows
-    of the work table `checked` (_judge), numbered from offset + 1 in file order. Each line
+def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple[str, int]],
+                      longest_line: int) -> str:
+    """The fast path for clean files: every line of these files (of a run of the batch's
+    files, in order, not necessarily next to each other) parsed once by DuckDB's JSON reader
+    into a map of its keys to their JSON values, as rows of the work table `checked`
+    (_judge), each file numbered from its own first line (`first_lines`, as for
+    _fast_lines_sql) as long as the files before it in `items` hold their examined line
+    counts (the reader numbers the lines of all the files in one sequence). Each line
     is judged by one condition (_judged_values_sql); keys the contract does not list are the
     map's other keys, so no line is parsed twice and no line's text is kept. The reader
     refuses a file with a line that is not a JSON object and skips empty lines: _judge
@@ -476,8 +484,12 @@ def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tu
     text (_fast_lines_sql), which keeps the text of the lines the careful path judges and
     the numbers of the lines after an empty one."""
     known, known_list = _known(table)
-    files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    files = "[" + ", ".join(_quote(path) for _, path, _ in items) + "]"
     size = max(longest_line + 1024, 16 * 1024 * 1024)
+    starts, start = [], 0  # each file's lines in the reader's sequence start after `start`
+    for meta, path, examined in items:
+        starts.append(f"({_quote(path)}, '{meta.name}', {first_lines[str(path)][1]}, {start})")
+        start += examined.lines
 
     def v(key: str) -> str:
         return f'"{key}"'
@@ -492,13 +504,13 @@ def _mapped_lines_sql(table: Table, paths: list[Path], first_lines: dict[str, tu
     with numbered as (
       select
         f.source_file,
-        l.ordinality::bigint + {int(offset)} as batch_n,
-        l.ordinality::bigint + {int(offset)} - f.first_n as line_no,
+        f.first_n + l.ordinality::bigint - f.start_n as batch_n,
+        l.ordinality::bigint - f.start_n as line_no,
         l.j
       from read_json({files}, format='newline_delimited', records=false,
                      columns={{'j': 'MAP(VARCHAR, JSON)'}}, compression='gzip', filename=true,
                      maximum_object_size={int(size)}) with ordinality as l
-      inner join (values {_files_sql(first_lines)}) as f (filename, source_file, first_n)
+      inner join (values {", ".join(starts)}) as f (filename, source_file, first_n, start_n)
         on l.filename = f.filename
     ),
     valued as (
@@ -796,6 +808,9 @@ def _groups(batch: Batch, parts: int) -> list[Batch]:
 # The file a JSON reader's error names ('Malformed JSON in file "…", at byte 8 in line 3: …',
 # 'JSON transform error in file "…", in line 1: …').
 READER_ERROR_FILE = re.compile(r'in file "(.*)", (?:at byte \d+ )?in line \d+')
+# Files of a run the JSON reader may refuse one by one before the rest of the run is judged
+# from its text (each refusal reads the run's other files again).
+MAX_REFUSALS = 4
 
 
 def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
@@ -807,11 +822,14 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
     batch line numbers are those of one pass over the whole batch once _check_lines has
     verified the counts. An error or an interrupt in one run stops the others.
 
-    A run is judged by the JSON reader (_mapped_lines_sql); a file the reader refuses (a
-    line that is not a JSON object: its error names the file), skips lines of (empty ones:
-    its count falls short of the examined one) or that holds a line that is not clean is
-    judged again from its lines' text (_fast_lines_sql), alone, and the reader goes on with
-    the files after it; a refusal that names no file sends the rest of the run to the text."""
+    A run is judged by the JSON reader (_mapped_lines_sql) in one statement. A file it
+    refuses (a line that is not JSON or not an object: its error names the file) is left
+    out and the others are read again; after MAX_REFUSALS refusals, or one that names no
+    file, the whole run goes to the text. A file the reader reads short (it skips empty
+    and blank lines: the count falls short of the examined one) or that holds a line that
+    is not clean has its rows deleted, and the files after a short one are renumbered.
+    Those files are judged from their lines' text (_fast_lines_sql), each run of
+    neighbours in one statement: a run's files are read at most 1 + MAX_REFUSALS times."""
     con.execute(f"create or replace table {checked} ({CHECKED_COLUMNS}, rec {_record_struct(table)})")
     threads = int(con.execute("select current_setting('threads')").fetchone()[0])
     runs, offset = [], 0
@@ -833,53 +851,72 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
             table, _lines_sql(paths, longest, offset), firsts(items, offset), fast_path))
 
     def by_reader(cursor: duckdb.DuckDBPyConnection, items: Batch, offset: int) -> None:
-        if not items:
-            return
         if not fast_path:
             by_text(cursor, items, offset)
             return
         first_lines = firsts(items, offset)
-        paths = [p for _, p, _ in items]
-        try:
-            cursor.execute(f"insert into {checked} by name "
-                           + _mapped_lines_sql(table, paths, first_lines, offset, longest))
-        except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
-            # nothing of the run was inserted: the files before the refused one by the
-            # reader, the refused one from its text, the reader again after it
-            named = READER_ERROR_FILE.search(str(exc))
-            at = next((i for i, (_, path, _) in enumerate(items)
-                       if named and str(path) == named.group(1)), None)
-            if at is None:
-                by_text(cursor, items, offset)
-                return
-            after = first_lines[str(items[at][1])][1]
-            by_reader(cursor, items[:at], offset)
-            by_text(cursor, items[at:at + 1], after)
-            by_reader(cursor, items[at + 1:], after + items[at][2].lines)
-            return
-        end = offset + sum(examined.lines for _, _, examined in items)  # the last line's number
-        in_run = f"batch_n > {int(offset)} and batch_n <= {int(end)}"
-        # the reader reads no more lines than a file has: every line is there when they add up
+        first = {meta.name: first_lines[str(path)][1] for meta, path, _ in items}
+        as_text: list[str] = []  # names of the files judged from their text
+        read, refusals = list(items), 0
+        while read:
+            try:
+                cursor.execute(f"insert into {checked} by name "
+                               + _mapped_lines_sql(table, read, first_lines, longest))
+                break
+            except (duckdb.InvalidInputException, duckdb.ConversionException) as exc:
+                # nothing of the statement was inserted: the refused file goes to the text,
+                # the reader reads the others again (after a few refusals, all to the text)
+                named = READER_ERROR_FILE.search(str(exc))
+                at = next((i for i, (_, path, _) in enumerate(read)
+                           if named and str(path) == named.group(1)), None)
+                refusals += 1
+                refused = read if at is None or refusals > MAX_REFUSALS else [read[at]]
+                as_text += [meta.name for meta, _, _ in refused]
+                read = [item for item in read if item[0].name not in as_text]
+        expected = sum(examined.lines for _, _, examined in read)
         lines, careful = cursor.execute(
-            f"select count(*), count(*) filter (where careful) from {checked} where {in_run}").fetchone()
-        if lines == end - offset and not careful:
-            return
-        judged = {name: (lines, low, high, careful) for name, lines, low, high, careful in cursor.execute(
-            f"select source_file, count(*), min(line_no), max(line_no), count(*) filter (where careful) "
-            f"from {checked} where {in_run} group by all").fetchall()}
-        for i, (meta, path, examined) in enumerate(items):
-            lines, low, high, careful = judged.get(meta.name, (0, None, None, 0))
-            first = first_lines[str(path)][1]
-            if (lines, low, high) != ((examined.lines, 1, examined.lines) if examined.lines else (0, None, None)):
-                # lines the reader skipped: this file's numbers, and those after it, are off
-                cursor.execute(f"delete from {checked} where batch_n > {int(first)} and batch_n <= {int(end)}")
-                by_text(cursor, [items[i]], first)
-                by_reader(cursor, items[i + 1:], first + examined.lines)
-                return
-            if careful:
-                cursor.execute(f"delete from {checked} where batch_n > {int(first)} "
-                               f"and batch_n <= {int(first + examined.lines)}")
-                by_text(cursor, [items[i]], first)
+            f"select count(*), count(*) filter (where careful) from {checked} "
+            f"where not from_text and batch_n > {int(offset)} and batch_n <= "
+            f"{int(offset + sum(e.lines for _, _, e in items))}").fetchone()
+        if read and (lines != expected or careful):
+            # the reader reads no more lines than a file has: a file that falls short has
+            # lines it skipped, and numbers every file after it too low by as many
+            judged = {name: (count, low, high, bad) for name, count, low, high, bad in cursor.execute(
+                f"select source_file, count(*), min(line_no), max(line_no), "
+                f"count(*) filter (where careful) from {checked} where not from_text and "
+                f"source_file in ({_names_sql(m.name for m, _, _ in read)}) group by all").fetchall()}
+            short, shifts = 0, {}
+            for meta, _, examined in read:
+                count, low, high, bad = judged.get(meta.name, (0, None, None, 0))
+                whole = (count == examined.lines and (not count or (low, high) == (
+                    1 - short, examined.lines - short)))
+                if not whole:
+                    short += examined.lines - count
+                if not whole or bad:
+                    as_text.append(meta.name)
+                elif short:
+                    shifts.setdefault(short, []).append(meta.name)
+            if as_text:
+                cursor.execute(f"delete from {checked} where not from_text and source_file in "
+                               f"({_names_sql(as_text)})")
+            for shift, names in shifts.items():
+                cursor.execute(
+                    f"update {checked} set batch_n = batch_n + {int(shift)}, line_no = line_no + "
+                    f"{int(shift)} where not from_text and source_file in "
+                    f"({_names_sql(names)})")
+        # the files judged from their text, each run of neighbours in one statement
+        texts: Batch = []
+        for item in items:
+            if item[0].name in as_text:
+                if texts and first[texts[-1][0].name] + texts[-1][2].lines != first[item[0].name]:
+                    by_text(cursor, texts, first[texts[0][0].name])
+                    texts = []
+                texts.append(item)
+            elif texts:
+                by_text(cursor, texts, first[texts[0][0].name])
+                texts = []
+        if texts:
+            by_text(cursor, texts, first[texts[0][0].name])
 
     if len(runs) == 1:
         by_reader(con, *runs[0])
@@ -903,7 +940,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
 def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: int,
                  batch_lines: str, checked: str, fast_path: bool = True) -> None:
     """The work table `checked` from the batch's lines: every line with its file, line
-    number, size, and either its record, timestamp and unknown keys or the reason it is
+    number, and either its record, timestamp and unknown keys or the reason it is
     quarantined. Clean lines take the fast path (_judge: read and parsed once, judged by
     one condition); the others, all of them without `fast_path`, are judged one
     by one by the careful path, which names what is wrong. Column `careful` says which path

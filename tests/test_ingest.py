@@ -435,6 +435,44 @@ def test_only_the_files_with_bad_lines_are_read_as_text(tmp_path):
     assert fast.rows_loaded == 7 * 200
 
 
+def test_many_files_the_json_reader_refuses_or_reads_short_are_judged_in_a_few_statements(tmp_path):
+    """A writer's quirk in every file of a backfill (here a blank last line, and in the last
+    six of them a line that is not JSON): the reader reads the run's files once, plus once for
+    each of its first refusals, not once per bad file, which took minutes and, one
+    Python frame a file, failed the ingest past the recursion limit (here set to 120 in a
+    process of its own); every file is judged from its text, with the careful path's rows,
+    quarantine and line numbers."""
+    extracts = tmp_path / "extracts"
+    for day in range(300):
+        lines = [change("c", 100 * day + n, response_id=f"r{day}-{n}", question_id="q1", value=1)
+                 for n in range(1, 6)] + [""]
+        if day >= 294:
+            lines.insert(2, "{oops")
+        write_extract(extracts, "question_responses", DAY1 + timedelta(days=day), lines)
+    script = (
+        "import sys, duckdb\n"
+        "sys.setrecursionlimit(120)\n"
+        "from orchestrate.ingest import ingest\n"
+        f"con = duckdb.connect({str(tmp_path / 'fast.duckdb')!r})\n"
+        "con.execute('set threads = 2')\n"
+        f"result = ingest(__import__('pathlib').Path({str(extracts)!r}), con, progress=False)\n"
+        "print(result.rows_loaded, result.lines_quarantined, sum(f.lines_read_as_text for f in result.loaded))\n"
+    )
+    proc = subprocess.run([sys.executable, "-c", script], cwd=PROJECT_DIR, capture_output=True, text=True)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.split() == [str(300 * 5), str(300 + 6), str(300 * 6 + 6)]
+    careful = ingest_both_ways(tmp_path, extracts)[False][1]
+    con = duckdb.connect(str(tmp_path / "fast.duckdb"), read_only=True)
+    try:
+        assert con.execute("select * from raw.question_responses order by _source_file, _source_line"
+                           ).fetchall() == careful["question_responses"]
+        assert con.execute("select source_file, line_number, table_name, reason, line from "
+                           "raw.quarantined_lines order by source_file, line_number"
+                           ).fetchall() == careful["quarantine"]
+    finally:
+        con.close()
+
+
 def test_a_line_with_a_repeated_key_loads_as_the_careful_path_loads_it(tmp_path):
     """A line that repeats a key: the JSON reader's map holds the key twice, which is not a
     key the contract does not list; the line loads as the careful path loads it."""
