@@ -497,9 +497,8 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
     clean, rec, ts_text = _judged_values_sql(table, v)
     values = ", ".join(f"j['{k}'] as \"{k}\"" for k in known)
     known_keys = " + ".join(f"map_contains(j, '{k}')::int" for k in known)
-    # a line that repeats a key may have more entries than keys: no object of others is {}
-    extra = (f"nullif(to_json(map_from_entries(list_filter(map_entries(j), "
-             f"e -> not list_contains({known_list}, e.key)))), '{{}}')")
+    extra = (f"to_json(map_from_entries(list_filter(map_entries(j), "
+             f"e -> not list_contains({known_list}, e.key))))")
     return f"""
     with numbered as (
       select
@@ -522,7 +521,12 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
       from valued
     ),
     judged as (
-      select *, j is not null and {clean} as clean
+      select
+        *,
+        j is not null and {clean}
+          -- more entries than contract keys: an unknown key, or a key named twice
+          and case when cardinality(j) > {known_keys}
+            then len(list_distinct(map_keys(j))) = cardinality(j) else true end as clean
       from timed
     )
     select
@@ -588,15 +592,15 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
       select *, j is not null and {clean} as clean
       from timed
     ),
+    listed as (
+      select *, case when clean and line <> {minified} then json_keys(line) end as keys
+      from judged
+    ),
     keyed as (
       select
-        *,
-        case
-          when not clean then null
-          when line = {minified} then false
-          else not list_has_all({known_list}, json_keys(line))
-        end as has_extra
-      from judged
+        * replace (clean and (keys is null or len(keys) = len(list_distinct(keys))) as clean),
+        keys is not null and not list_has_all({known_list}, keys) as has_extra
+      from listed
     )
     select
       source_file,
@@ -606,7 +610,7 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
       null::varchar as bad_line,
       case when clean then {rec} end as rec,
       case when clean then ts end as ts,
-      case when has_extra then {_extra_sql("line", known_list)} end as extra,
+      case when clean and has_extra then {_extra_sql("line", known_list)} end as extra,
       not clean as careful,
       true as from_text,
       case when not clean then line end as line
@@ -624,6 +628,8 @@ def _checked_lines_sql(table: Table) -> str:
     idx = {k: i + 1 for i, k in enumerate(known)}  # list positions are 1-based
 
     problems = [
+        "case when len(keys) > len(list_distinct(keys)) "
+        "then 'repeated key ' || list_filter(keys, (k, i) -> list_position(keys, k) < i)[1] end",
         f"case when types[{idx['_op']}] is distinct from 'VARCHAR' "
         "or rec._op not in ('c', 'u', 'd') "
         "then '_op must be \"c\", \"u\" or \"d\"' end",

@@ -473,20 +473,27 @@ def test_many_files_the_json_reader_refuses_or_reads_short_are_judged_in_a_few_s
         con.close()
 
 
-def test_a_line_with_a_repeated_key_loads_as_the_careful_path_loads_it(tmp_path):
-    """A line that repeats a key: the JSON reader's map holds the key twice, which is not a
-    key the contract does not list; the line loads as the careful path loads it."""
+def test_a_line_that_repeats_a_key_is_quarantined_and_the_rest_of_its_file_loads(tmp_path):
+    """A JSON object that names a key twice is ambiguous (which value is the change?):
+    whether the key is the contract's or not, the line is quarantined with the key named,
+    on every path, and the lines around it load. (A repeated key the contract does not list
+    used to fail the whole batch: "Map keys must be unique".)"""
     extracts = tmp_path / "extracts"
     write_extract(extracts, "question_responses", DAY1, [
         change("c", n, response_id=f"r{n}", question_id="q1", value=1) for n in range(1, 4)])
     write_extract(extracts, "question_responses", DAY2, [
         change("c", 10, response_id="r10", question_id="q1", value=1),
         '{"_op":"c","_ts":"2024-09-03T10:00:00Z","_seq":11,"response_id":"r11","question_id":"q1",'
-        '"value":2,"value":3}'])
+        '"value":2,"value":3}',
+        '{"_op":"c","_ts":"2024-09-03T10:00:00Z","_seq":12,"response_id":"r12","question_id":"q1",'
+        '"value":2,"client":"ios","client":"web"}',
+        change("c", 13, response_id="r13", question_id="q1", value=1)])
     both = ingest_both_ways(tmp_path, extracts)
     assert both[True][1] == both[False][1]
-    assert both[True][0].rows_loaded == 5 and text_lines(both[True][0]) == 0
-    assert all(row[-3] is None for row in both[True][1]["question_responses"])  # no `_extra`
+    result, content = both[True]
+    assert result.rows_loaded == 5 and result.lines_quarantined == 2
+    assert [(n, reason) for _, n, _, reason, _ in content["quarantine"]] == [
+        (2, "repeated key value"), (3, "repeated key client")]
 
 
 def test_a_large_file_of_bad_lines_is_quarantined_whole_on_both_paths(tmp_path):
