@@ -912,17 +912,12 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
                     f"({_names_sql(names)})")
         # the files judged from their text, each run of neighbours in one statement
         texts: Batch = []
-        for item in items:
-            if item[0].name in as_text:
-                if texts and first[texts[-1][0].name] + texts[-1][2].lines != first[item[0].name]:
-                    by_text(cursor, texts, first[texts[0][0].name])
-                    texts = []
+        for item in [*items, None]:
+            if item is not None and item[0].name in as_text:
                 texts.append(item)
             elif texts:
                 by_text(cursor, texts, first[texts[0][0].name])
                 texts = []
-        if texts:
-            by_text(cursor, texts, first[texts[0][0].name])
 
     if len(runs) == 1:
         by_reader(con, *runs[0])
