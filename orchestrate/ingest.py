@@ -457,6 +457,24 @@ def _judged_values_sql(table: Table, v, fast_path: bool = True) -> tuple[str, st
     return clean, f"struct_pack({rec})::{_record_struct(table)}", texts["_ts"]
 
 
+def _fast_row_sql(rec: str, has_extra: str, extra: str, line: str, from_text: bool) -> str:
+    """A fast reader's row of the work table, from its judged lines (columns source_file,
+    batch_n, line_no, clean, ts): a clean line's record, timestamp and unknown keys (`extra`
+    where `has_extra`); a line that is not clean goes to the careful path with its text."""
+    return f"""
+      source_file,
+      batch_n,
+      line_no,
+      null::varchar as reason,
+      null::varchar as bad_line,
+      case when clean then {rec} end as rec,
+      case when clean then ts end as ts,
+      case when clean and {has_extra} then {extra} end as extra,
+      not clean as careful,
+      {str(from_text).lower()} as from_text,
+      case when not clean then {line} end as line"""
+
+
 def _names_sql(names) -> str:
     """File names as a SQL list's items."""
     return ", ".join("'" + name.replace("'", "''") + "'" for name in names)
@@ -529,18 +547,7 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
             then len(list_distinct(map_keys(j))) = cardinality(j) else true end as clean
       from timed
     )
-    select
-      source_file,
-      batch_n,
-      line_no,
-      null::varchar as reason,
-      null::varchar as bad_line,
-      case when clean then {rec} end as rec,
-      case when clean then ts end as ts,
-      case when clean and cardinality(j) > {known_keys} then {extra} end as extra,
-      not clean as careful,
-      false as from_text,
-      null::varchar as line
+    select {_fast_row_sql(rec, f"cardinality(j) > {known_keys}", extra, "null::varchar", False)}
     from judged
     """
 
@@ -602,18 +609,7 @@ def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[s
         keys is not null and not list_has_all({known_list}, keys) as has_extra
       from listed
     )
-    select
-      source_file,
-      batch_n,
-      line_no,
-      null::varchar as reason,
-      null::varchar as bad_line,
-      case when clean then {rec} end as rec,
-      case when clean then ts end as ts,
-      case when clean and has_extra then {_extra_sql("line", known_list)} end as extra,
-      not clean as careful,
-      true as from_text,
-      case when not clean then line end as line
+    select {_fast_row_sql(rec, "has_extra", _extra_sql("line", known_list), "line", True)}
     from keyed
     """
 
