@@ -531,7 +531,8 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
         on l.filename = f.filename
     ),
     valued as (
-      select *, {values}
+      -- entries beyond the contract's keys: an unknown key, or a key named twice
+      select *, {values}, cardinality(j) - ({known_keys}) as others
       from numbered
     ),
     timed as (
@@ -542,12 +543,11 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
       select
         *,
         j is not null and {clean}
-          -- more entries than contract keys: an unknown key, or a key named twice
-          and case when cardinality(j) > {known_keys}
-            then len(list_distinct(map_keys(j))) = cardinality(j) else true end as clean
+          and case when others > 0 then len(list_distinct(map_keys(j))) = cardinality(j) else true end
+          as clean
       from timed
     )
-    select {_fast_row_sql(rec, f"cardinality(j) > {known_keys}", extra, "null::varchar", False)}
+    select {_fast_row_sql(rec, "others > 0", extra, "null::varchar", False)}
     from judged
     """
 
@@ -555,9 +555,9 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
 def _fast_lines_sql(table: Table, lines_sql: str, first_lines: dict[str, tuple[str, int]],
                     fast_path: bool = True) -> str:
     """Every line of `lines_sql` (a run of the batch's files), read once and parsed once, as
-    rows of the work table `checked` (_judge): the fast path for a run whose files the JSON
-    reader refuses or that holds lines that are not clean (_mapped_lines_sql), and for every
-    run without `fast_path`.
+    rows of the work table `checked` (_judge): the fast path for the files the JSON reader
+    (_mapped_lines_sql) refuses, reads short or finds a line that is not clean in, and for
+    every run without `fast_path`.
 
     Each line is parsed by one from_json() into its contract keys' JSON values and judged
     by one condition (_judged_values_sql). Whether a clean line has keys the contract does
@@ -857,8 +857,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
             by_text(cursor, items, offset)
             return
         first_lines = firsts(items, offset)
-        first = {meta.name: first_lines[str(path)][1] for meta, path, _ in items}
-        as_text: list[str] = []  # names of the files judged from their text
+        as_text: set[str] = set()  # names of the files judged from their text
         read, refusals = list(items), 0
         while read:
             try:
@@ -873,7 +872,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
                            if named and str(path) == named.group(1)), None)
                 refusals += 1
                 refused = read if at is None or refusals > MAX_REFUSALS else [read[at]]
-                as_text += [meta.name for meta, _, _ in refused]
+                as_text.update(meta.name for meta, _, _ in refused)
                 read = [item for item in read if item[0].name not in as_text]
         expected = sum(examined.lines for _, _, examined in read)
         lines, careful = cursor.execute(
@@ -895,7 +894,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
                 if not whole:
                     short += examined.lines - count
                 if not whole or bad:
-                    as_text.append(meta.name)
+                    as_text.add(meta.name)
                 elif short:
                     shifts.setdefault(short, []).append(meta.name)
             if as_text:
@@ -912,7 +911,7 @@ def _judge(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, longest: 
             if item is not None and item[0].name in as_text:
                 texts.append(item)
             elif texts:
-                by_text(cursor, texts, first[texts[0][0].name])
+                by_text(cursor, texts, first_lines[str(texts[0][1])][1])
                 texts = []
 
     if len(runs) == 1:
