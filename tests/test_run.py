@@ -498,6 +498,28 @@ def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(refer
     assert {"topic_results", "benchmarks"} <= {manifest["nodes"][uid]["name"] for uid in models}
 
 
+def test_a_null_in_a_contracted_marts_not_null_column_fails_its_build_and_readers_keep_their_rows(
+        reference, tmp_path):
+    """A contracted mart's columns that must not be null are `not_null` constraints, not
+    `not_null` tests: DuckDB refuses the rows when the model writes them, so the build
+    fails naming the model and the column, and readers keep the table they had (a test
+    would have failed only after the table with the null was published)."""
+    w = copy_of(reference, tmp_path / "null_name")
+    before = w.query("select count(*), sum(hash(district_id, district_name)) from marts.dim_districts")
+    # a later change of a district without its name (written past the ingester)
+    w.execute(
+        "insert into raw.districts (_op, _ts, _seq, district_id, name, state, nces_lea_id, locale) "
+        "select 'u', now()::timestamp, 999999999, district_id, null, state, nces_lea_id, locale "
+        "from raw.districts order by _seq limit 1"
+    )
+    proc = w.run("run", "--select", "dim_districts")
+    assert proc.returncode == 2, proc.stdout[-4000:] + proc.stderr[-2000:]
+    errors = [r for r in w.latest_report()["dbt"]["results"] if r["status"] == "error"]
+    assert [e["name"] for e in errors] == ["dim_districts"], errors
+    assert "NOT NULL constraint failed" in errors[0]["message"] and "district_name" in errors[0]["message"], errors
+    assert w.query("select count(*), sum(hash(district_id, district_name)) from marts.dim_districts") == before
+
+
 def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path):
     w = copy_of(reference, tmp_path / "retry")
     # a school row without its key (written past the ingester): staging's not_null test

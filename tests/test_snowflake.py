@@ -575,6 +575,31 @@ def test_a_failed_incremental_build_leaves_readers_their_rows_on_snowflake(emula
         assert [verb for verb, _ in main_statement(build, path)] == ["begin", "delete", "insert", "commit"], path
 
 
+def test_the_marts_not_null_constraints_are_in_the_tables_snowflake_creates(emulated_snowflake):
+    """A contracted mart's columns that must not be null are `not_null` constraints (no
+    `not_null` test runs for them): the table dbt creates on Snowflake must declare each
+    one `not null`, which Snowflake always enforces (its docs: "except for NOT NULL and
+    CHECK constraints, which are always enforced"), so a null fails the build instead of
+    reaching readers. Checked on the DDL of the full build, since the emulator creates a
+    CREATE TABLE ... AS SELECT table from its query and drops the column list's
+    constraints (DuckDB's refusal is tested in test_run)."""
+    build = emulated_snowflake
+    assert build.build.returncode == 0, build.explain()
+    checked = 0
+    for node in build.manifest["nodes"].values():
+        if (node["resource_type"] != "model" or not node["config"]["contract"]["enforced"]
+                or node["config"]["materialized"] == "view"):
+            continue
+        required = [name for name, column in node["columns"].items()
+                    if any(c["type"] == "not_null" for c in column["constraints"])]
+        ddl = (Path(build.env["DBT_TARGET_PATH"]) / "run" / "survey_warehouse" / node["original_file_path"]).read_text()
+        declared = ddl.lower().split(" as (", 1)[0]
+        for name in required:
+            assert re.search(rf"\n\s*{name} [a-z_() 0-9,]*?not null", declared), f"{node['name']}.{name}:\n{declared}"
+            checked += 1
+    assert checked >= 70, checked
+
+
 def main_statement(build: EmulatedBuild, model_path: str) -> list[tuple[str, str]]:
     """The statements of a model's last main statement (dbt's target/run copy), as (first
     word, text) pairs."""
