@@ -312,8 +312,18 @@ def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference,
 
 
 def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path):
+    """The test computes current answers from the change log (max_by over _seq): an answer
+    lost from the fact, one that is not an answer at all, and one whose last change is a
+    delete the build did not see are each a failing row."""
     w = copy_of(reference, tmp_path / "unreconciled")
     w.execute(
+        # the last change of the fact's last answer made a delete, past the build (the
+        # ledger's counts stay right)
+        "update raw.question_responses set _op = 'd' where _seq = ("
+        "    select max(changes._seq) from raw.question_responses as changes "
+        "    inner join (select response_id, question_id from intermediate.int_question_responses_scored "
+        "                where rowid = (select max(rowid) from intermediate.int_question_responses_scored)) "
+        "        as answer using (response_id, question_id))",
         # fct_question_responses is a view of the scoring model's table
         "delete from intermediate.int_question_responses_scored "
         "where rowid = (select min(rowid) from intermediate.int_question_responses_scored)",
@@ -324,7 +334,7 @@ def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
     report = w.latest_report()
     assert report["failed_checks"] == ["dbt test assert_fct_question_responses_holds_the_current_answers "
-                                       "(2 failing rows)"]
+                                       "(3 failing rows)"]
     assert report["reconciliation"]["status"] == "passed"  # files -> raw is still right
 
 

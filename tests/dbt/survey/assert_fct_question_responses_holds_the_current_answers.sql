@@ -1,15 +1,25 @@
--- Every current answer is in fct_question_responses, and nothing else is: one pass over
--- the staging view of question_responses (the costliest relation to compute). An answer in
--- staging (its last change not a delete) is current when its response and its question
--- exist too, as int_question_responses_scored says: the answers of a deleted response are
--- not current. Fails with each missing or extra answer.
+-- Every current answer is in fct_question_responses, and nothing else is. Current is
+-- computed here from the change log itself, not read from the staging view: an answer
+-- whose last change (highest _seq) is not a delete, found with max_by in one grouping
+-- (both engines have it), where staging ranks every change with a window (the
+-- current_state macro, which the scoring model shares); at scale 10 this check took 2.2 s
+-- against 2.9 s. An answer is current when its response and its question exist too, as
+-- int_question_responses_scored says: the answers of a deleted response are not current.
+-- Fails with each missing or extra answer.
 with
 
 staged as (
     select
         answers.response_id,
         answers.question_id
-    from {{ ref('stg_replica__question_responses') }} as answers
+    from (
+        select
+            response_id,
+            question_id
+        from {{ source('replica', 'question_responses') }}
+        group by response_id, question_id
+        having max_by(_op, _seq) <> 'd'
+    ) as answers
     inner join (select distinct response_id from {{ ref('stg_replica__survey_responses') }}) as responses
         on answers.response_id = responses.response_id
     inner join (select distinct question_id from {{ ref('int_questions_mapped') }}) as questions
