@@ -15,6 +15,7 @@ import json
 import math
 import os
 import re
+import shutil
 import subprocess
 import sys
 from dataclasses import dataclass
@@ -48,6 +49,7 @@ class EmulatedBuild:
     run_results: dict
     manifest: dict
     duckdb_file: Path
+    build_statements: Path  # the full build's target/run (later tests' runs overwrite target/run)
 
     def explain(self) -> str:
         return (
@@ -85,6 +87,8 @@ def emulated_snowflake(tmp_path_factory, built_warehouse) -> EmulatedBuild:
         snowflake_emulator.load_raw_from_duckdb(emulator, built_warehouse.db, folder / "raw_parquet")
         build = dbt(env, "build")
         target = Path(env["DBT_TARGET_PATH"])
+        if (target / "run").exists():
+            shutil.copytree(target / "run", folder / "build_run")
         yield EmulatedBuild(
             emulator,
             env,
@@ -92,6 +96,7 @@ def emulated_snowflake(tmp_path_factory, built_warehouse) -> EmulatedBuild:
             json.loads((target / "run_results.json").read_text()),
             json.loads((target / "manifest.json").read_text()),
             built_warehouse.db,
+            folder / "build_run",
         )
 
 
@@ -592,7 +597,7 @@ def test_the_marts_not_null_constraints_are_in_the_tables_snowflake_creates(emul
             continue
         required = [name for name, column in node["columns"].items()
                     if any(c["type"] == "not_null" for c in column["constraints"])]
-        ddl = (Path(build.env["DBT_TARGET_PATH"]) / "run" / "survey_warehouse" / node["original_file_path"]).read_text()
+        ddl = (build.build_statements / "survey_warehouse" / node["original_file_path"]).read_text()
         declared = ddl.lower().split(" as (", 1)[0]
         for name in required:
             assert re.search(rf"\n\s*{name} [a-z_() 0-9,]*?not null", declared), f"{node['name']}.{name}:\n{declared}"
