@@ -314,9 +314,19 @@ def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference,
 def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path):
     """The test computes current answers from the change log (max_by over _seq): an answer
     lost from the fact, one that is not an answer at all, and one whose last change is a
-    delete the build did not see are each a failing row."""
+    delete the build did not see are each a failing row; an answer deleted once and changed
+    again later is current, and is not."""
     w = copy_of(reference, tmp_path / "unreconciled")
+    fact = "intermediate.int_question_responses_scored"
     w.execute(
+        # an earlier change of an answer in the fact made a delete: a later change follows it
+        f"create table main.resurrected as "
+        f"select log.response_id, log.question_id, min(log._seq) as first_seq "
+        f"from raw.question_responses as log inner join {fact} as answer using (response_id, question_id) "
+        f"where answer.rowid not in ((select min(rowid) from {fact}), (select max(rowid) from {fact})) "
+        f"group by all having count(*) >= 2 and max_by(log._op, log._seq) <> 'd' "
+        f"order by all limit 1",
+        "update raw.question_responses set _op = 'd' where _seq = (select first_seq from main.resurrected)",
         # the last change of the fact's last answer made a delete, past the build (the
         # ledger's counts stay right)
         "update raw.question_responses set _op = 'd' where _seq = ("
@@ -330,6 +340,8 @@ def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path
         "insert into intermediate.int_question_responses_scored (response_id, question_id, is_substantive, is_deleted) "
         "values ('r_nowhere', 'q_nowhere', false, false)",
     )
+    assert w.query("select count(*) from raw.question_responses "
+                   "where _op = 'd' and _seq = (select first_seq from main.resurrected)") == [(1,)]
     proc = w.run("run", "--select", "assert_fct_question_responses_holds_the_current_answers")
     assert proc.returncode == 1, proc.stdout[-4000:] + proc.stderr[-2000:]
     report = w.latest_report()

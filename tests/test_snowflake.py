@@ -587,22 +587,37 @@ def test_the_marts_not_null_constraints_are_in_the_tables_snowflake_creates(emul
     CHECK constraints, which are always enforced"), so a null fails the build instead of
     reaching readers. Checked on the DDL of the full build, since the emulator creates a
     CREATE TABLE ... AS SELECT table from its query and drops the column list's
-    constraints (DuckDB's refusal is tested in test_run)."""
+    constraints (DuckDB's refusal is tested in test_run). The emulated build's marts hold
+    no null in those columns either, and no plain `not_null` test is left on such a mart
+    (the constraint is the one place for it, CONTRIBUTING.md)."""
     build = emulated_snowflake
     assert build.build.returncode == 0, build.explain()
-    checked = 0
-    for node in build.manifest["nodes"].values():
-        if (node["resource_type"] != "model" or not node["config"]["contract"]["enforced"]
-                or node["config"]["materialized"] == "view"):
-            continue
-        required = [name for name, column in node["columns"].items()
-                    if any(c["type"] == "not_null" for c in column["constraints"])]
-        ddl = (build.build_statements / "survey_warehouse" / node["original_file_path"]).read_text()
-        declared = ddl.lower().split(" as (", 1)[0]
-        for name in required:
-            assert re.search(rf"\n\s*{name} [a-z_() 0-9,]*?not null", declared), f"{node['name']}.{name}:\n{declared}"
-            checked += 1
+    marts = {uid: node for uid, node in build.manifest["nodes"].items()
+             if node["resource_type"] == "model" and node["config"]["contract"]["enforced"]
+             and node["config"]["materialized"] != "view"}
+    checked, nulls = 0, {}
+    with build.emulator.connect(schema="marts") as con:
+        cursor = con.cursor()
+        for node in marts.values():
+            required = [name for name, column in node["columns"].items()
+                        if any(c["type"] == "not_null" for c in column["constraints"])]
+            ddl = (build.build_statements / "survey_warehouse" / node["original_file_path"]).read_text()
+            declared = ddl.lower().split(" as (", 1)[0]
+            for name in required:
+                assert re.search(rf"\n\s*{name} [a-z_() 0-9,]*?not null", declared), \
+                    f"{node['name']}.{name}:\n{declared}"
+                checked += 1
+            counts = cursor.execute(
+                "select " + ", ".join(f"sum(case when {name} is null then 1 else 0 end)" for name in required)
+                + f" from {node['schema']}.{node['alias']}").fetchone()
+            nulls.update({f"{node['name']}.{name}": n for name, n in zip(required, counts) if n})
     assert checked >= 70, checked
+    assert nulls == {}
+    plain_tests = [node["name"] for node in build.manifest["nodes"].values()
+                   if node["resource_type"] == "test" and node.get("attached_node") in marts
+                   and (node.get("test_metadata") or {}).get("name") == "not_null"
+                   and not node["config"].get("where") and node["name"].startswith("not_null_")]
+    assert plain_tests == [], "use a not_null constraint in the mart's contract instead"
 
 
 def main_statement(build: EmulatedBuild, model_path: str) -> list[tuple[str, str]]:

@@ -140,7 +140,8 @@
   The uniqueness tests of a model maintained by response check the responses rebuilt
   since they last passed, not the millions kept: their keys hold response_id, so a key
   can only repeat among one response's rows, and a kept response's rows, which passed the
-  test before, have not changed since. (Its not_null tests, a cheap scan, read every row.)
+  test before, have not changed since. (Its not_null tests, a cheap scan, read every row;
+  a mart's are not_null constraints of its contract, checked as the rows are written.)
   Such a test is configured `where: "__rebuilt_responses__"`; dbt's get_where_subquery,
   overridden below as dbt's docs describe for a `where` a macro computes, replaces the
   placeholder with a filter on rebuilt_responses(). fct_question_responses's uniqueness
