@@ -174,13 +174,15 @@ PARTITIONED = {
 }
 MARK = -7  # no model produces it
 # The models maintained by response (macros/survey/response_deltas.sql), each with a
-# numeric column to mark a row in.
+# column to mark a row in (numeric or text: the mark is written as the text '-7').
 BY_RESPONSE = {
     "intermediate.int_response_items_scored": "substantive_answers",
     "intermediate.int_response_items_listwise_filtered": "item_score",
     "intermediate.int_response_topics_scored": "items_answered",
     "marts.fct_survey_responses": "questions_answered",
     "marts.respondents_wide": "stu_belonging_score",
+    "intermediate.int_survey_responses_enriched": "school_id",
+    "intermediate.int_respondent_subgroups_assigned": "subgroup_value",
 }
 INCREMENTAL = {**PARTITIONED, **BY_RESPONSE}
 
@@ -194,7 +196,7 @@ def mark_responses(db: str, response_ids: list[str]) -> dict:
         for table, column in BY_RESPONSE.items():
             where = "where list_contains(?, response_id)"
             saved[table] = con.execute(f"select rowid, {column} from {table} {where}", [response_ids]).fetchall()
-            con.execute(f"update {table} set {column} = {MARK} {where}", [response_ids])
+            con.execute(f"update {table} set {column} = '{MARK}' {where}", [response_ids])
         return saved
     finally:
         con.close()
@@ -205,7 +207,7 @@ def unmark_responses(db: str, saved: dict) -> None:
     try:
         for table, rows in saved.items():
             column = BY_RESPONSE[table]
-            con.executemany(f"update {table} set {column} = ? where rowid = ? and {column} = {MARK}",
+            con.executemany(f"update {table} set {column} = ? where rowid = ? and {column} = '{MARK}'",
                             [(value, rowid) for rowid, value in rows])
     finally:
         con.close()
@@ -215,7 +217,7 @@ def marked_responses(db: str) -> dict[str, set[str]]:
     con = duckdb.connect(db, read_only=True)
     try:
         return {table: {r for (r,) in con.execute(
-                    f"select distinct response_id from {table} where {column} = {MARK}").fetchall()}
+                    f"select distinct response_id from {table} where {column} = '{MARK}'").fetchall()}
                 for table, column in BY_RESPONSE.items()}
     finally:
         con.close()
@@ -435,10 +437,11 @@ def test_closed_year_correction_and_roster_change_rebuild_their_years(realistic_
     saved = put_markers(db, years)
     some = list(query(db, "select distinct response_id from intermediate.int_response_items_listwise_filtered "
                           "order by 1 limit 4").response_id)
-    # a roster file rebuilds every response of respondents_wide, the only one of the
-    # tables maintained by response built from students, and none of the others
+    # a roster file rebuilds every response of the tables maintained by response built
+    # from students (respondents_wide, the subgroups), and none of the others
     still_marked = ingest_and_build_by_response_first(project, env, arrivals, some)
-    assert still_marked == {t: set() if t == "marts.respondents_wide" else set(some) for t in BY_RESPONSE}
+    from_students = {"marts.respondents_wide", "intermediate.int_respondent_subgroups_assigned"}
+    assert still_marked == {t: set() if t in from_students else set(some) for t in BY_RESPONSE}
     proc = dbt(project, env, "run")
     assert proc.returncode == 0, proc.stdout[-3000:]
     for table, marked in marked_years(db).items():
@@ -490,7 +493,10 @@ def test_uniqueness_tests_of_tables_maintained_by_response_read_the_rebuilt_resp
     db = env["DBT_DUCKDB_PATH"]
     # the tables maintained by response, and the answers' fact (rescored by answer, then
     # tested by response)
-    checked = [*BY_RESPONSE, "marts.fct_question_responses"]
+    # (int_survey_responses_enriched has none: its response_id is tested unique on
+    # fct_survey_responses)
+    checked = [*(t for t in BY_RESPONSE if t != "intermediate.int_survey_responses_enriched"),
+               "marts.fct_question_responses"]
     models = [t.split(".")[1] for t in checked]
     # the builds before were `dbt run`s: their responses are tested by the next build
     proc = dbt(project, env, "build", "--select", *["+" + m for m in models], "--exclude-resource-type", "unit_test")

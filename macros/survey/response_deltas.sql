@@ -1,5 +1,6 @@
 {#-
-  Models maintained by response: the per-response tables (int_response_items_scored,
+  Models maintained by response: the per-response tables (int_survey_responses_enriched,
+  int_respondent_subgroups_assigned, int_response_items_scored,
   int_response_items_listwise_filtered, int_response_topics_scored, fct_survey_responses,
   respondents_wide), whose rows each belong to one response and depend only on that
   response's answers and attributes. A day's data changes a few thousand of the
@@ -24,8 +25,9 @@
   raw.question_responses or raw.survey_responses loaded after the high-water its last
   successful build went through, up to the high-water this build started from. A file of
   any other replica table the model is built from in that window (found in dbt's graph:
-  surveys and survey questions for all five, which can touch any response's attributes
-  or scoring; students, schools and districts too for respondents_wide) rebuilds every
+  surveys for all of them and survey questions for those that score answers, which can
+  touch any response's attributes or scoring; students for int_respondent_subgroups_assigned,
+  and students, schools and districts for respondents_wide) rebuilds every
   response, and so does a model without a recorded high-water. A file of a table it is
   not built from (invitations) changes nothing here. Project changes (a model,
   seed or macro edited: a crosswalk, the item bank) are not data: the orchestrator builds

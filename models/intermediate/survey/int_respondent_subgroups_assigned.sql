@@ -1,9 +1,15 @@
+{{ response_delta_maintained() }}
 {#-
   The subgroups each response counts in, as a long table: every response is in
   (all, all); a response linked to a student is also in one value of each student
   subgroup category, from the student's current roster row (Unknown when the roster
   has no value, or no row). Anonymous, staff and family responses are only in `all`.
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 responses as (
@@ -11,6 +17,7 @@ responses as (
         response_id,
         student_id
     from {{ ref('int_survey_responses_enriched') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 demographics as (

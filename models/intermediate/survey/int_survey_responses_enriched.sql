@@ -1,7 +1,13 @@
+{{ response_delta_maintained() }}
 {#-
   Every current response with the attributes of its survey (district, respondent type,
   school year): what the per-response models and fct_survey_responses group and filter by.
 -#}
+-- Maintained by response (macros/survey/response_deltas.sql):
+-- depends_on: {{ ref('int_school_year_builds') }}
+-- depends_on: {{ source('replica', 'ingest_ledger') }}
+-- depends_on: {{ source('replica', 'question_responses') }}
+-- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
 responses as (
@@ -14,6 +20,7 @@ responses as (
         submitted_at,
         is_complete
     from {{ ref('stg_replica__survey_responses') }}
+    where {{ in_changed_responses('response_id') }}
 ),
 
 surveys as (
