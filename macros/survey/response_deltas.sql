@@ -22,7 +22,8 @@
   partitioned by school year (school_year_partitions.sql): the same high-water per model.
 
   Which responses changed, for this model: those with a change in a file of
-  raw.question_responses or raw.survey_responses loaded after the high-water its last
+  raw.question_responses or raw.survey_responses (of those it is built from:
+  response_change_logs) loaded after the high-water its last
   successful build went through, up to the high-water this build started from. A file of
   any other replica table the model is built from in that window (found in dbt's graph:
   surveys for all of them and survey questions for those that score answers, which can
@@ -54,20 +55,19 @@
 {%- endmacro %}
 
 {#- The responses that the files of a window (a query of file_name, table_name) change for
-    a model: those with a change in an answer or response file, and '*' (every response)
-    when the window holds a file of another replica table the model is built from. -#}
+    a model: those with a change in a file of the answers' or responses' change log that
+    the model is built from (response_change_logs), and '*' (every response) when the
+    window holds a file of another replica table the model is built from. -#}
 {% macro responses_changed_in(files, model_unique_id) -%}
     select changes.response_id
     from (
+        {%- for change_log in response_change_logs(model_unique_id) %}
+        {% if not loop.first %}union all{% endif %}
         select
             response_id,
             _source_file
-        from {{ source('replica', 'question_responses') }}
-        union all
-        select
-            response_id,
-            _source_file
-        from {{ source('replica', 'survey_responses') }}
+        from {{ source('replica', change_log) }}
+        {%- endfor %}
     ) as changes
     inner join ({{ files }}) as new_files
         on changes._source_file = new_files.file_name
@@ -77,6 +77,24 @@
     select '*' as response_id
     from ({{ files }}) as new_files
     where new_files.table_name in ({{ "'" ~ (replica_tables_upstream(model_unique_id) | join("', '")) ~ "'" }})
+{%- endmacro %}
+
+{#- The change logs of answers and responses (question_responses, survey_responses) that a
+    model maintained by response is built from, in dbt's graph: the tables of a response's
+    attributes (int_survey_responses_enriched, int_respondent_subgroups_assigned) are not
+    built from answers, so a day of answers alone rebuilds none of their responses (and
+    does not select them). Both when dbt only parses. -#}
+{% macro response_change_logs(model_unique_id) -%}
+    {%- if not execute %}{{ return(['question_responses', 'survey_responses']) }}{% endif -%}
+    {%- set found = {} -%}
+    {%- do _collect_upstream(model_unique_id or model.unique_id, found) -%}
+    {%- set change_logs = [] -%}
+    {%- for name in ['question_responses', 'survey_responses'] -%}
+        {%- if ('source.' ~ project_name ~ '.replica.' ~ name) in found -%}
+            {%- do change_logs.append(name) -%}
+        {%- endif -%}
+    {%- endfor -%}
+    {{ return(change_logs or ['survey_responses']) }}
 {%- endmacro %}
 
 {#- The replica tables, other than the answers' and responses' change logs, that this

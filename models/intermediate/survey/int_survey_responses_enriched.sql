@@ -6,7 +6,6 @@
 -- Maintained by response (macros/survey/response_deltas.sql):
 -- depends_on: {{ ref('int_school_year_builds') }}
 -- depends_on: {{ source('replica', 'ingest_ledger') }}
--- depends_on: {{ source('replica', 'question_responses') }}
 -- depends_on: {{ source('replica', 'survey_responses') }}
 with
 
