@@ -331,13 +331,12 @@ def test_the_fact_table_test_finds_answers_missing_and_extra(reference, tmp_path
         # ledger's counts stay right)
         "update raw.question_responses set _op = 'd' where _seq = ("
         "    select max(changes._seq) from raw.question_responses as changes "
-        "    inner join (select response_id, question_id from intermediate.int_question_responses_scored "
-        "                where rowid = (select max(rowid) from intermediate.int_question_responses_scored)) "
+        f"    inner join (select response_id, question_id from {fact} "
+        f"                where rowid = (select max(rowid) from {fact})) "
         "        as answer using (response_id, question_id))",
         # fct_question_responses is a view of the scoring model's table
-        "delete from intermediate.int_question_responses_scored "
-        "where rowid = (select min(rowid) from intermediate.int_question_responses_scored)",
-        "insert into intermediate.int_question_responses_scored (response_id, question_id, is_substantive, is_deleted) "
+        f"delete from {fact} where rowid = (select min(rowid) from {fact})",
+        f"insert into {fact} (response_id, question_id, is_substantive, is_deleted) "
         "values ('r_nowhere', 'q_nowhere', false, false)",
     )
     assert w.query("select count(*) from raw.question_responses "

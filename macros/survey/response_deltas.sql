@@ -79,42 +79,48 @@
     where new_files.table_name in ({{ "'" ~ (replica_tables_upstream(model_unique_id) | join("', '")) ~ "'" }})
 {%- endmacro %}
 
-{#- The change logs of answers and responses (question_responses, survey_responses) that a
-    model maintained by response is built from, in dbt's graph: the tables of a response's
-    attributes (int_survey_responses_enriched, int_respondent_subgroups_assigned) are not
-    built from answers, so a day of answers alone rebuilds none of their responses (and
-    does not select them). Both when dbt only parses. -#}
-{% macro response_change_logs(model_unique_id) -%}
-    {%- if not execute %}{{ return(['question_responses', 'survey_responses']) }}{% endif -%}
-    {%- set found = {} -%}
-    {%- do _collect_upstream(model_unique_id or model.unique_id, found) -%}
-    {%- set change_logs = [] -%}
-    {%- for name in ['question_responses', 'survey_responses'] -%}
-        {%- if ('source.' ~ project_name ~ '.replica.' ~ name) in found -%}
-            {%- do change_logs.append(name) -%}
-        {%- endif -%}
-    {%- endfor -%}
-    {{ return(change_logs or ['survey_responses']) }}
-{%- endmacro %}
-
-{#- The replica tables, other than the answers' and responses' change logs, that this
-    model is built from, however far upstream (dbt's graph, walked when the model runs):
-    a file of one of them rebuilds every response. A dependency added upstream is seen
-    without an edit here. Never empty (a name no table has stands in). -#}
-{% macro replica_tables_upstream(model_unique_id=none) -%}
-    {%- if not execute %}{{ return(['-']) }}{% endif -%}
+{#- The replica tables a model is built from, however far upstream (dbt's graph, walked
+    when the model runs): what the two macros below choose from. -#}
+{% macro _replica_tables_upstream_of(model_unique_id) -%}
     {%- set found = {} -%}
     {%- do _collect_upstream(model_unique_id or model.unique_id, found) -%}
     {%- set tables = [] -%}
     {%- for unique_id in found if unique_id.startswith('source.') -%}
         {%- set source_node = graph.sources[unique_id] -%}
-        {%- if source_node.source_name == 'replica'
-            and source_node.name not in ('question_responses', 'survey_responses', 'ingest_ledger',
-                                         'quarantined_lines') -%}
+        {%- if source_node.source_name == 'replica' -%}
             {%- do tables.append(source_node.name) -%}
         {%- endif -%}
     {%- endfor -%}
-    {{ return((tables | sort) or ['-']) }}
+    {{ return(tables | sort) }}
+{%- endmacro %}
+
+{#- The change logs of answers and responses (question_responses, survey_responses) that a
+    model maintained by response is built from: the tables of a response's attributes
+    (int_survey_responses_enriched, int_respondent_subgroups_assigned) are not built from
+    answers, so a day of answers alone rebuilds none of their responses (and does not
+    select them). Both when dbt only parses. -#}
+{% macro response_change_logs(model_unique_id) -%}
+    {%- if not execute %}{{ return(['question_responses', 'survey_responses']) }}{% endif -%}
+    {%- set change_logs = [] -%}
+    {%- for name in _replica_tables_upstream_of(model_unique_id)
+        if name in ('question_responses', 'survey_responses') -%}
+        {%- do change_logs.append(name) -%}
+    {%- endfor -%}
+    {{ return(change_logs or ['survey_responses']) }}
+{%- endmacro %}
+
+{#- The replica tables, other than the answers' and responses' change logs, that this
+    model is built from, however far upstream: a file of one of them rebuilds every
+    response. A dependency added upstream is seen without an edit here. Never empty (a
+    name no table has stands in). -#}
+{% macro replica_tables_upstream(model_unique_id=none) -%}
+    {%- if not execute %}{{ return(['-']) }}{% endif -%}
+    {%- set tables = [] -%}
+    {%- for name in _replica_tables_upstream_of(model_unique_id)
+        if name not in ('question_responses', 'survey_responses', 'ingest_ledger', 'quarantined_lines') -%}
+        {%- do tables.append(name) -%}
+    {%- endfor -%}
+    {{ return(tables or ['-']) }}
 {%- endmacro %}
 
 {% macro _collect_upstream(unique_id, found) -%}
