@@ -1,8 +1,10 @@
 """`python -m orchestrate bench --scale S [S ...]`: what the warehouse costs, step by step,
 against the floors and against a researcher's pandas script, and how it grows with scale.
 
-Measured in one process on the same data (generated once per scale and seed, then cached
-under --cache-dir), scale after scale (default 1 3 10 30):
+Measured on the same data (generated once per scale and seed, then cached under
+--cache-dir), scale after scale (default 1 3 10 30); each `run` in a process of its own,
+`python -m orchestrate run`, as a scheduler starts it (its imports of dbt, great-expectations
+and the psychometrics libraries included, every day):
 
 - generate: writing the sample extracts (measured when they are generated; the cached
   figure is reported afterwards);
@@ -27,7 +29,8 @@ under --cache-dir), scale after scale (default 1 3 10 30):
   (updates and deletes of older rows), then `run`.
 
 Every step gets its seconds, its CPU seconds and its peak resident memory (sampled 20
-times a second; the reference's from its own process). Each run's `dbt build` is split
+times a second from the process doing it; a whole run's and the reference's as the
+operating system counted their processes). Each run's `dbt build` is split
 into the seconds outside its nodes (importing dbt, parsing, artifacts) and its node phase,
 with the nodes it ran: where a small run's fixed cost goes. With several scales, the
 marginal seconds per million extract lines between consecutive scales follow, and a chart
@@ -107,21 +110,34 @@ class BenchResult:
 
 
 class Sampler:
-    """Resident memory and CPU time of this process, sampled in a thread; the peak and the
-    CPU seconds of any window of time afterwards."""
+    """Resident memory and CPU time of a process (this one, or `pid`), sampled in a thread;
+    the peak and the CPU seconds of any window of time afterwards."""
 
-    def __init__(self, interval: float = 0.05):
+    def __init__(self, interval: float = 0.05, pid: int | None = None):
         self.interval = interval
+        self.pid = pid
         self.samples: list[tuple[float, float, float]] = []  # (perf_counter, rss MB, cpu s)
         self._stop = threading.Event()
         self._page_mb = os.sysconf("SC_PAGE_SIZE") / 2**20  # MB as ru_maxrss counts them (MiB)
+        self._ticks = os.sysconf("SC_CLK_TCK")
         self._thread = threading.Thread(target=self._loop, daemon=True)
 
     def _sample(self) -> None:
-        with open("/proc/self/statm") as statm:
-            resident = int(statm.read().split()[1])
-        times = os.times()
-        self.samples.append((time.perf_counter(), resident * self._page_mb, times.user + times.system))
+        if self.pid is None:
+            with open("/proc/self/statm") as statm:
+                resident = int(statm.read().split()[1])
+            times = os.times()
+            cpu = times.user + times.system
+        else:
+            try:
+                with open(f"/proc/{self.pid}/statm") as statm:
+                    resident = int(statm.read().split()[1])
+                with open(f"/proc/{self.pid}/stat") as stat:  # utime, stime: fields 14, 15
+                    fields = stat.read().rsplit(")", 1)[1].split()
+                cpu = (int(fields[11]) + int(fields[12])) / self._ticks
+            except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                return  # the process has ended (or not yet begun)
+        self.samples.append((time.perf_counter(), resident * self._page_mb, cpu))
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -337,21 +353,35 @@ def run_reference(extracts: Path, work: Path) -> dict:
     return timing
 
 
-def _run(extracts: Path, reports: Path) -> dict:
-    """One whole `run` in this process; its report's figures."""
-    from orchestrate import run as run_command  # imports dbt: only when benchmarking runs
-
-    options = {"target": "dev", "extracts": str(extracts), "full_refresh": False, "select": []}
+def _run(name: str, extracts: Path, reports: Path) -> tuple[Step, dict, Sampler, float]:
+    """One whole `run` in a process of its own (`python -m orchestrate run`, as a scheduler
+    starts it; the warehouse's paths from this process's environment): its step (wall
+    seconds, and the CPU seconds and peak memory the operating system counted for the
+    process), its report, the sampler of its process and when its first step began, on
+    the sampler's clock."""
+    reports.mkdir(parents=True, exist_ok=True)
+    before = {p.name for p in reports.iterdir()}
     started = time.perf_counter()
-    status = run_command.execute(options, reports_dir=reports)
+    proc = subprocess.Popen([sys.executable, "-m", "orchestrate", "run", "--extracts", str(extracts),
+                             "--reports-dir", str(reports)], cwd=PROJECT_DIR)
+    with Sampler(pid=proc.pid) as sampler:
+        _, status, usage = os.wait4(proc.pid, 0)
     seconds = time.perf_counter() - started
-    report = json.loads((reports / "latest" / "report.json").read_text())
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    new = sorted(p for p in reports.iterdir() if p.name not in before and (p / "report.json").exists())
+    if not new:
+        raise UserError(f"the {name} wrote no report (exit {proc.returncode}); its output is above")
+    report = json.loads((new[-1] / "report.json").read_text())
     report["bench_seconds"] = seconds
     if report["status"] == "interrupted":  # Ctrl-C or SIGTERM: the benchmark stops too
         raise UserError(f"run {report['run_id']} was interrupted: benchmark stopped")
-    if status != 0:
-        print(f"[bench] warning: run exited {status}; see {reports / 'latest'}", file=sys.stderr)
-    return report
+    if proc.returncode != 0:
+        print(f"[bench] warning: run exited {proc.returncode}; see {new[-1]}", file=sys.stderr)
+    # the report's steps start when the run's first step began, after the interpreter's start
+    first_step = started + max(0.0, seconds - sum((s["seconds"] or 0.0) for s in report["steps"]))
+    step = Step(name, seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
+                peak_rss_mb=usage.ru_maxrss / 1024)
+    return step, report, sampler, first_step
 
 
 def _step_seconds(report: dict, name: str) -> float:
@@ -444,10 +474,9 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         _use_work_dirs(work)
 
         _say(f"scale {scale:g}: full run (ingest, dbt build, checks, psychometrics, report) ...")
-        run_started = time.perf_counter()
-        whole, full = measure(sampler, "run (whole)", lambda: _run(inbox, work / "reports"))
-        inner = _run_steps(sampler, run_started, full, ["ingest", "dbt build", "checks", "reconciliation",
-                                                        "psychometrics"])
+        whole, full, run_sampler, first_step = _run("run (whole)", inbox, work / "reports")
+        inner = _run_steps(run_sampler, first_step, full, ["ingest", "dbt build", "checks", "reconciliation",
+                                                           "psychometrics"])
         ingest_info = full.get("ingest") or {}
         loaded = ingest_info.get("files", [])
         result.megabytes_uncompressed = sum(f["bytes_uncompressed"] for f in loaded) / 1e6
@@ -468,7 +497,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
             corrections = write_next_day(con, inbox, share=0.001, current_year_only=True, pending=held_back)
         finally:
             con.close()
-        real_step, real = measure(sampler, "realistic day run", lambda: _run(inbox, work / "reports"))
+        real_step, real, _, _ = _run("realistic day run", inbox, work / "reports")
 
         _say(f"scale {scale:g}: stress day: 1% of all answers changed ...")
         con = connect()
@@ -476,7 +505,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
             day_file = write_next_day(con, inbox)
         finally:
             con.close()
-        day_step, day = measure(sampler, "stress day run", lambda: _run(inbox, work / "reports"))
+        day_step, day, _, _ = _run("stress day run", inbox, work / "reports")
 
     def lines_of(report: dict) -> int:
         return sum(f["lines"] for f in (report.get("ingest") or {}).get("files", []))
@@ -497,6 +526,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     floor.rows, floor.megabytes = result.lines, result.megabytes_uncompressed
     typed.rows, typed.megabytes = typed_rows, result.megabytes_uncompressed
     whole.rows = ingested_lines
+    whole.note = "each run a process of its own: python -m orchestrate run"
     real_step.rows = lines_of(real)
     held_names = {p.name for p in held_back}
     result.held_back_lines = sum(f["lines"] for f in (real.get("ingest") or {}).get("files", [])
@@ -516,10 +546,10 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         whole,
     ]
     if reference:
-        result.steps.append(Step(
-            "pandas reference", reference["seconds"], reference.get("answer_lines"),
-            cpu_seconds=reference["cpu_seconds"], peak_rss_mb=reference["process_peak_rss_mb"],
-            note=f"agrees with the marts; {reference['process_seconds']:.1f} s as a process"))
+        result.steps.append(Step(  # a process, as the runs are
+            "pandas reference", reference["process_seconds"], reference.get("answer_lines"),
+            cpu_seconds=reference["process_cpu_seconds"], peak_rss_mb=reference["process_peak_rss_mb"],
+            note=f"agrees with the marts; {reference['seconds']:.1f} s of it after its imports"))
     result.steps += [
         real_step,
         Step("  of which dbt build", _step_seconds(real, "dbt build"),
@@ -538,7 +568,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         "stress day / full run": day_step.seconds / whole.seconds,
     }
     if reference:
-        result.ratios["full run / pandas reference"] = whole.seconds / reference["seconds"]
+        result.ratios["full run / pandas reference"] = whole.seconds / reference["process_seconds"]
     for label, report in (("full run", full), ("realistic day", real), ("stress day", day)):
         cost = dbt_cost(report)
         if cost:

@@ -26,7 +26,8 @@ def test_bench_measures_every_step_the_reference_and_the_growth(tmp_path):
                   "run (whole)", "pandas reference", "agrees with the marts", "realistic day run",
                   "stress day run", "ratio realistic day / full run", "ratio stress day / full run", "ratio ingest / typed parse", "ratio full run / pandas reference",
                   "peak resident memory", "load average", "marginal seconds per million lines",
-                  "dbt build of the full run:", "dbt build of the realistic day:"):
+                  "dbt build of the full run:", "dbt build of the realistic day:",
+                  "each run a process of its own"):
         assert label in proc.stdout, label
     assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
 
