@@ -236,13 +236,21 @@ def fit_cfa(data: pd.DataFrame, factors: dict[str, list[str]]) -> CFA | None:
         for item in members:
             i = items.index(item)
             loading = lam[i, column] * factor_sd[column]  # the factor scaled to variance 1
+            # The item's variance is its common part (loading squared: one factor per item)
+            # plus its residual, so the standardized loading is the root of the common
+            # share: exactly 1 at a boundary solution (residual variance 0), where dividing
+            # by the root of the implied variance gave 1 + 2e-16; above 1 only when the
+            # residual variance is negative (a Heywood case, is_improper_solution).
+            common = loading ** 2
+            variance = common + theta[i]
             rows.append({
                 "factor": factor,
                 "item": item,
                 "loading": loading,
-                "standardized_loading": loading / math.sqrt(implied_cov[i, i]),
+                "standardized_loading": math.copysign(math.sqrt(common / variance), loading)
+                if common <= variance else loading / math.sqrt(variance),
                 "residual_variance": theta[i],
-                "standardized_residual_variance": theta[i] / implied_cov[i, i],
+                "standardized_residual_variance": theta[i] / variance,
             })
     correlations = psi / np.outer(factor_sd, factor_sd)
     return CFA(fit=fit, loadings=pd.DataFrame(rows),
