@@ -678,22 +678,23 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
                         help="one or more scales (default %(default)s)")
     parser.add_argument("--seed", type=int, default=42)
     parser.add_argument("--cache-dir", type=Path, default=PROJECT_DIR / "data" / "bench")
-    parser.add_argument("--json", type=Path, help="a file for the figures, or a folder to write bench_scale_<S>.json in (default reports/); "
+    parser.add_argument("--json", help="a file for the figures, or a folder to write bench_scale_<S>.json in (default reports/); "
                         "the chart is written beside it (.svg)")
     parser.add_argument("--reference-max-scale", type=float, default=REFERENCE_MAX_SCALE,
                         help="run the pandas reference up to this scale (default %(default)g; "
                         "0: never)")
 
 
-def output_path(json_arg: Path | None, scales: list[float]) -> Path:
+def output_path(json_arg: str | Path | None, scales: list[float]) -> Path:
     """Where the figures go: --json FILE, or bench_scale_<S>.json in --json DIR (default
-    reports/). Decided before the benchmark runs."""
+    reports/): a folder that exists, or a name ending in a slash. Decided before the
+    benchmark runs."""
     name = f"bench_scale_{'_'.join(f'{s:g}' for s in scales)}.json"
     if json_arg is None:
         return PROJECT_DIR / "reports" / name
-    if json_arg.is_dir() or str(json_arg).endswith(os.sep):
-        return json_arg / name
-    return json_arg
+    if Path(json_arg).is_dir() or str(json_arg).endswith(os.sep):
+        return Path(json_arg) / name
+    return Path(json_arg)
 
 
 def main(args: argparse.Namespace) -> int:

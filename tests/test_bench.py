@@ -110,3 +110,5 @@ def test_json_may_name_a_folder_and_the_figures_go_into_it(tmp_path):
     assert output_path(tmp_path, [1.0, 10.0]) == tmp_path / "bench_scale_1_10.json"
     assert output_path(tmp_path / "figures.json", [30.0]) == tmp_path / "figures.json"
     assert output_path(None, [3.0]).name == "bench_scale_3.json"
+    # a folder not made yet, named with a trailing slash (as typed: argparse's Path drops it)
+    assert output_path(str(tmp_path / "new") + "/", [10.0]) == tmp_path / "new" / "bench_scale_10.json"
