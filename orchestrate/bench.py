@@ -46,7 +46,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import resource
 import shutil
 import subprocess
 import sys
@@ -320,6 +319,14 @@ def typed_parse_floor(extracts: Path) -> tuple[float, int]:
         con.close()
 
 
+def _wait(proc: subprocess.Popen) -> tuple[float, float]:
+    """Wait for a child process; its CPU seconds and peak resident MB as the operating
+    system counted them for it alone (wait4), its exit status in proc.returncode."""
+    _, status, usage = os.wait4(proc.pid, 0)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
+
+
 def run_reference(extracts: Path, work: Path) -> dict:
     """The pandas reference in its own single-threaded process on the same extracts,
     checked against the marts of the warehouse just built (--check). Its figures
@@ -332,8 +339,7 @@ def run_reference(extracts: Path, work: Path) -> dict:
          "--out", str(out), "--check"],
         cwd=PROJECT_DIR, env=env, stdout=subprocess.PIPE, stderr=None, text=True)
     output = proc.stdout.read()
-    _, status, usage = os.wait4(proc.pid, 0)
-    proc.returncode = os.waitstatus_to_exitcode(status)
+    cpu, peak = _wait(proc)
     wall = time.perf_counter() - started
     timing_file = out / "timing.json"
     if proc.returncode not in (0, 1) or not timing_file.exists():
@@ -347,8 +353,8 @@ def run_reference(extracts: Path, work: Path) -> dict:
             f"orchestrate.reference_pandas --extracts {extracts} --check, DBT_DUCKDB_PATH="
             f"{os.environ.get('DBT_DUCKDB_PATH')}), fix it, then run the benchmark again.")
     timing["process_seconds"] = wall
-    timing["process_peak_rss_mb"] = usage.ru_maxrss / 1024
-    timing["process_cpu_seconds"] = usage.ru_utime + usage.ru_stime
+    timing["process_peak_rss_mb"] = peak
+    timing["process_cpu_seconds"] = cpu
     timing["output"] = output.strip()
     return timing
 
@@ -365,9 +371,8 @@ def _run(name: str, extracts: Path, reports: Path) -> tuple[Step, dict, Sampler,
     proc = subprocess.Popen([sys.executable, "-m", "orchestrate", "run", "--extracts", str(extracts),
                              "--reports-dir", str(reports)], cwd=PROJECT_DIR)
     with Sampler(pid=proc.pid) as sampler:
-        _, status, usage = os.wait4(proc.pid, 0)
+        cpu, peak = _wait(proc)
     seconds = time.perf_counter() - started
-    proc.returncode = os.waitstatus_to_exitcode(status)
     new = sorted(p for p in reports.iterdir() if p.name not in before and (p / "report.json").exists())
     if not new:
         raise UserError(f"the {name} wrote no report (exit {proc.returncode}); its output is above")
@@ -379,8 +384,7 @@ def _run(name: str, extracts: Path, reports: Path) -> tuple[Step, dict, Sampler,
         print(f"[bench] warning: run exited {proc.returncode}; see {new[-1]}", file=sys.stderr)
     # the report's steps start when the run's first step began, after the interpreter's start
     first_step = started + max(0.0, seconds - sum((s["seconds"] or 0.0) for s in report["steps"]))
-    step = Step(name, seconds, cpu_seconds=usage.ru_utime + usage.ru_stime,
-                peak_rss_mb=usage.ru_maxrss / 1024)
+    step = Step(name, seconds, cpu_seconds=cpu, peak_rss_mb=peak)
     return step, report, sampler, first_step
 
 
@@ -573,9 +577,9 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         cost = dbt_cost(report)
         if cost:
             result.dbt_costs[label] = cost
-    # The warehouse's process (ingest, dbt, checks, psychometrics, in one): the largest
-    # sampled step. Not ru_maxrss, which also counts the generator's and the pandas
-    # reference's processes (the reference's peak is on its own line).
+    # The warehouse's processes (each run: ingest, dbt, checks, psychometrics, in one) and
+    # the floors measured in this one: the largest peak of any step. Not this process's
+    # ru_maxrss, which also counts the generator (the reference's peak is on its own line).
     result.peak_rss_mb = max((s.peak_rss_mb or 0) for s in result.steps
                              if s.name not in ("generate", "pandas reference"))
     result.load_average = list(os.getloadavg())

@@ -247,8 +247,7 @@ def fit_cfa(data: pd.DataFrame, factors: dict[str, list[str]]) -> CFA | None:
                 "factor": factor,
                 "item": item,
                 "loading": loading,
-                "standardized_loading": math.copysign(math.sqrt(common / variance), loading)
-                if common <= variance else loading / math.sqrt(variance),
+                "standardized_loading": math.copysign(math.sqrt(common / variance), loading),
                 "residual_variance": theta[i],
                 "standardized_residual_variance": theta[i] / variance,
             })
