@@ -6,8 +6,15 @@ recorded in orchestrate.run_history):
   and configs since that build, and everything downstream (a comment in one model rebuilds
   that model and what reads it);
 - the data: `source:replica.<table>+` for the raw tables that received files since that
-  build (unit tests, which check code, not data, are left out when only data changed).
-With neither it builds nothing. When the project's files are byte for byte those of the
+  build.
+With neither it builds nothing.
+
+Unit tests check code on fixed inputs, not data, so a build runs them only for what the
+project changed (with `state:modified+`: the changed models' unit tests) or when the
+environment fingerprint changed (dbt, its adapters or the project's vars); a build of new
+files, a first run and --full-refresh leave them out (`--exclude-resource-type
+unit_test`), as dbt recommends for production builds: CI runs every one (`make test`,
+pr-check for a pull request's models; `dbt test --select test_type:unit` by hand). When the project's files are byte for byte those of the
 kept build (project_digest), `state:modified` is known to be empty and dbt is not asked. A build of project changes, and a build of everything,
 runs with --full-refresh: incremental models (those partitioned by school year rebuild
 only the years with new files) rebuild in full what the change reaches. What
@@ -150,8 +157,9 @@ def build_scope(warehouse, ledger: str | None, target: str, options: dict) -> di
         return {**scope, "why": f"everything (run {since_run}, whose build is kept, is not in "
                                 "this warehouse's history)"}
     if kept["fingerprint"] != scope["fingerprint"]:
-        return {**scope, "why": f"everything (environment variables the project reads, its vars "
-                                f"or dbt's version changed since run {since_run})"}
+        return {**scope, "unit_tests": True,
+                "why": f"everything (environment variables the project reads, its vars "
+                       f"or dbt's version changed since run {since_run})"}
     tables = [t for (t,) in warehouse.rows(
         f"select distinct table_name from {ledger} where loaded_at > ? order by table_name",
         [built_through])]
@@ -213,11 +221,12 @@ def dbt_args(scope: dict, options: dict) -> list[str]:
         # year among them, rebuild what it reaches whole, not just the years with new files.
         args.append("--full-refresh")
     if options.get("select"):
-        args += ["--select", *options["select"]]
-    elif scope["kind"] == "changed":
+        args += ["--select", *options["select"]]  # what is asked, unit tests included
+        return args
+    if scope["kind"] == "changed":
         args += ["--select", *scope["select"]]
         if "state:modified+" in scope["select"]:
             args += ["--state", scope["state"]]
-        if not scope.get("unit_tests", True):
-            args += ["--exclude-resource-type", "unit_test"]
+    if not scope.get("unit_tests"):
+        args += ["--exclude-resource-type", "unit_test"]
     return args

@@ -575,3 +575,25 @@ def test_project_changes_rebuild_incremental_models_in_full():
                "unit_tests": True, "modified": ["int_response_items_scored"]}
     assert "--full-refresh" in scope.dbt_args(project, {})
     assert "--full-refresh" in scope.dbt_args({"kind": "all"}, {})  # e.g. the environment fingerprint changed
+
+
+def test_unit_tests_run_for_what_the_project_changed_only():
+    """Unit tests check code on fixed inputs: a build runs them for a project change (the
+    changed models' own, through state:modified+) or a changed environment fingerprint,
+    not for new files, a first run or --full-refresh (dbt's advice for production builds;
+    CI runs them all), and a --select build runs what is asked."""
+    from orchestrate import scope
+
+    excluded = ["--exclude-resource-type", "unit_test"]
+
+    def leaves_them_out(s: dict, options: dict | None = None) -> bool:
+        args = scope.dbt_args(s, options or {})
+        return any(args[i:i + 2] == excluded for i in range(len(args)))
+
+    data_only = {"kind": "changed", "select": ["source:replica.question_responses+"], "state": "kept",
+                 "unit_tests": False, "modified": []}
+    project = {**data_only, "select": ["state:modified+"], "unit_tests": True, "modified": ["item_results"]}
+    assert leaves_them_out(data_only) and not leaves_them_out(project)
+    assert leaves_them_out({"kind": "all"})  # a first run, --full-refresh, no kept build
+    assert not leaves_them_out({"kind": "all", "unit_tests": True})  # dbt or the vars changed
+    assert not leaves_them_out({"kind": "selected"}, {"select": ["item_results"]})

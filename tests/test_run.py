@@ -208,6 +208,9 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     assert report["dbt"]["counts"].get("error", 0) == 0 and report["dbt"]["counts"].get("fail", 0) == 0
     built = {r["name"] for r in report["dbt"]["results"] if r["resource_type"] == "model"}
     assert {"topic_results", "fct_question_responses", "dim_students"} <= built
+    # unit tests check code, not data: the first run leaves them to CI (make test, pr-check)
+    assert "--exclude-resource-type unit_test" in report["dbt"]["command"]
+    assert not [r for r in report["dbt"]["results"] if r["resource_type"] == "unit_test"]
     assert (reference.folder / "reports" / report["run_id"] / "dbt" / "run_results.json").exists()
 
     # invariants are dbt tests: counts between layers, ranges, suppressed rows without numbers
@@ -513,8 +516,11 @@ def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(refer
     built = {r["unique_id"] for r in report["dbt"]["results"]}
     models = {uid for uid in built if uid.startswith("model.")}
     assert models == {edited} | {uid for uid in downstream if uid.startswith("model.")}
-    assert built <= {edited} | downstream | {uid for uid, n in manifest["unit_tests"].items()
-                                             if n["model"] in {manifest["nodes"][m]["name"] for m in models}}
+    unit_tests = {uid for uid, n in manifest["unit_tests"].items()
+                  if n["model"] in {manifest["nodes"][m]["name"] for m in models}}
+    assert unit_tests, "a model the edit reaches has unit tests"
+    # a project change runs the unit tests of the models it reaches (a first run does not)
+    assert built == {edited} | downstream | unit_tests
     assert len(models) < len([n for n in manifest["nodes"].values() if n["resource_type"] == "model"]) / 3
     assert {"topic_results", "benchmarks"} <= {manifest["nodes"][uid]["name"] for uid in models}
 
