@@ -488,6 +488,18 @@ def project_copy(folder: Path) -> Path:
     return folder
 
 
+def test_the_test_suites_dbt_build_runs_every_unit_test(built_warehouse):
+    """`run` leaves unit tests to CI: `make test`'s plain `dbt build` (the built_warehouse
+    fixture) runs every one of them on DuckDB, and each passes (test_snowflake does the
+    same on the emulator)."""
+    target = Path(built_warehouse.env["DBT_TARGET_PATH"])
+    manifest = json.loads((target / "manifest.json").read_text())
+    results = json.loads((target / "run_results.json").read_text())["results"]
+    ran = {r["unique_id"]: r["status"] for r in results if r["unique_id"].startswith("unit_test.")}
+    assert set(ran) == set(manifest["unit_tests"]) and len(ran) >= 10
+    assert set(ran.values()) == {"pass"}
+
+
 def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(reference, tmp_path):
     """state:modified+ against the last passing build: a comment-only edit of one model
     rebuilds that model and what depends on it, nothing else (issue 13)."""
