@@ -8,7 +8,9 @@ from pathlib import Path
 
 import duckdb
 
-from conftest import dbt_build, run_cli, warehouse_env
+from datetime import datetime
+
+from conftest import change, dbt_build, run_cli, warehouse_env, write_extract
 from orchestrate.contract import TABLES
 
 STAGING = [f"stg_replica__{t}" for t in TABLES]
@@ -63,3 +65,30 @@ def test_staging_drops_deleted_rows_and_keeps_the_latest_change(built_warehouse)
     assert (merged["_merge"] == "both").all()
     same = merged["value"].fillna("<null>").str.strip() == merged["answer_value"].fillna("<null>")
     assert same.all()
+
+
+def test_a_change_that_clears_a_value_leaves_it_cleared(tmp_path):
+    """Current state is the whole latest change, nulls included: an update that clears an
+    answer leaves no answer, not the value before it. (A grouping with max_by(value, _seq)
+    would return the last non-null value instead: DuckDB's max_by skips null arguments.)"""
+    env = warehouse_env(tmp_path)
+    extracts = tmp_path / "extracts"
+    write_extract(extracts, "question_responses", datetime(2024, 9, 3), [
+        change("c", 1, response_id="r1", question_id="q1", value="4"),
+        change("c", 2, response_id="r1", question_id="q2", value="3"),
+        change("c", 3, response_id="r1", question_id="q3", value="2"),
+    ])
+    write_extract(extracts, "question_responses", datetime(2024, 9, 4), [
+        change("u", 4, ts="2024-09-04T10:00:00.000Z", response_id="r1", question_id="q1", value=None),
+        change("u", 5, ts="2024-09-04T10:00:00.000Z", response_id="r1", question_id="q2", value="5"),
+        change("d", 6, ts="2024-09-04T10:00:00.000Z", response_id="r1", question_id="q3"),
+    ])
+    run_cli("ingest", "--extracts", str(extracts), "--quiet", env=env, check=True)
+    dbt_build(env, "--select", "stg_replica__question_responses", "--indirect-selection", "cautious")
+    con = duckdb.connect(env["DBT_DUCKDB_PATH"], read_only=True)
+    try:
+        rows = con.execute("select question_id, answer_value, change_seq from "
+                           "staging.stg_replica__question_responses order by question_id").fetchall()
+    finally:
+        con.close()
+    assert rows == [("q1", None, 4), ("q2", "5", 5)]
