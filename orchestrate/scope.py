@@ -9,20 +9,24 @@ recorded in orchestrate.run_history):
   build.
 With neither it builds nothing.
 
-Unit tests check code on fixed inputs, not data, so a build runs them only for what the
-project changed (with `state:modified+`: the changed models' unit tests) or when the
-environment fingerprint changed (dbt, its adapters or the project's vars); a build of new
-files, a first run and --full-refresh leave them out (`--exclude-resource-type
-unit_test`), as dbt recommends for production builds: CI runs every one (`make test`,
-pr-check for a pull request's models; `dbt test --select test_type:unit` by hand). When the project's files are byte for byte those of the
-kept build (project_digest), `state:modified` is known to be empty and dbt is not asked. A build of project changes, and a build of everything,
-runs with --full-refresh: incremental models (those partitioned by school year rebuild
-only the years with new files) rebuild in full what the change reaches. What
-`state:modified` cannot see is
-fingerprinted: the values of the environment variables the project's files read
-(STUDENT_KEY_SALT, read by a macro when it runs), the project's vars and dbt's version; when that differs from the last
-passing build, everything is built. Without a kept build, with --full-refresh or with
---select, dbt builds what is asked.
+Unit tests check code on fixed inputs, not data, so a build runs them only when the
+project changed (those of every model it selects: the changed ones, what is downstream
+and what new files reach in the same build) or when the environment fingerprint changed
+(all of them); a build of new files only, a first run and --full-refresh leave them out
+(`--exclude-resource-type unit_test`), as dbt recommends for production builds. CI runs
+every one (`make test`, pr-check for a pull request's models; `dbt test --select
+test_type:unit` by hand).
+
+When the project's files are byte for byte those of the kept build (project_digest),
+`state:modified` is known to be empty and dbt is not asked. A build of project changes,
+and a build of everything, runs with --full-refresh: incremental models (those
+partitioned by school year rebuild only the years with new files) rebuild in full what
+the change reaches. What `state:modified` cannot see is fingerprinted: the values of the
+environment variables the project's files read (STUDENT_KEY_SALT, read by a macro when
+it runs), the project's vars and dbt's version; when that differs from the last passing
+build, everything is built. Without a kept build, with --full-refresh or with --select,
+dbt builds what is asked (--full-refresh takes a changed fingerprint into the kept build
+without unit tests: they ran in CI for the code it builds).
 """
 
 from __future__ import annotations

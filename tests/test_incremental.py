@@ -594,6 +594,7 @@ def test_unit_tests_run_for_what_the_project_changed_only():
                  "unit_tests": False, "modified": []}
     project = {**data_only, "select": ["state:modified+"], "unit_tests": True, "modified": ["item_results"]}
     assert leaves_them_out(data_only) and not leaves_them_out(project)
-    assert leaves_them_out({"kind": "all"})  # a first run, --full-refresh, no kept build
+    assert leaves_them_out({"kind": "all"})  # a first run, no kept build
+    assert leaves_them_out({"kind": "all"}, {"full_refresh": True})
     assert not leaves_them_out({"kind": "all", "unit_tests": True})  # dbt or the vars changed
     assert not leaves_them_out({"kind": "selected"}, {"select": ["item_results"]})

@@ -537,6 +537,25 @@ def test_a_comment_in_one_model_rebuilds_that_model_and_what_is_downstream(refer
     assert {"topic_results", "benchmarks"} <= {manifest["nodes"][uid]["name"] for uid in models}
 
 
+def test_a_changed_environment_fingerprint_builds_everything_with_every_unit_test(reference, tmp_path):
+    """What state:modified cannot see (here STUDENT_KEY_SALT, read by a macro when it runs)
+    rebuilds everything, and, as what the code does may have changed with it, every unit
+    test runs too and passes."""
+    w = copy_of(reference, tmp_path / "salt")
+    shutil.copytree(reference.folder / "target" / "production-state", w.folder / "target" / "production-state")
+    salt = os.environ.get("STUDENT_KEY_SALT", "") + "-rotated"
+
+    proc = run_cli("run", env={**w.env, "STUDENT_KEY_SALT": salt})
+    assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
+    report = w.latest_report()
+    assert report["build_scope"].startswith("everything (environment variables"), report["build_scope"]
+    assert "unit_test" not in report["dbt"]["command"]
+    manifest = json.loads((w.folder / "target" / "manifest.json").read_text())
+    ran = {r["unique_id"]: r["status"] for r in report["dbt"]["results"]}
+    assert set(manifest["unit_tests"]) <= set(ran), set(manifest["unit_tests"]) - set(ran)
+    assert {ran[uid] for uid in manifest["unit_tests"]} == {"pass"}
+
+
 def test_a_null_in_a_contracted_marts_not_null_column_fails_its_build_and_readers_keep_their_rows(
         reference, tmp_path):
     """A contracted mart's columns that must not be null are `not_null` constraints, not
