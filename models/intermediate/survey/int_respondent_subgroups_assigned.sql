@@ -78,48 +78,79 @@ identified as (
     where responses.student_id is not null
 ),
 
+profiled as (
+    select
+        response_id,
+        gender,
+        race_ethnicity,
+        grade_level,
+        english_learner,
+        iep,
+        econ_disadvantaged,
+        hash(
+            'student', gender, race_ethnicity, grade_level, english_learner, iep, econ_disadvantaged
+        ) as subgroup_profile
+    from identified
+),
+
+everyone as (
+    select
+        responses.response_id,
+        coalesce(profiled.subgroup_profile, hash('all')) as subgroup_profile
+    from responses
+    left join profiled
+        on responses.response_id = profiled.response_id
+),
+
 final as (
     select
         response_id,
         'all' as subgroup_category,
-        'all' as subgroup_value
-    from responses
+        'all' as subgroup_value,
+        subgroup_profile
+    from everyone
     union all
     select
         response_id,
         'gender' as subgroup_category,
-        gender as subgroup_value
-    from identified
+        gender as subgroup_value,
+        subgroup_profile
+    from profiled
     union all
     select
         response_id,
         'race_ethnicity' as subgroup_category,
-        race_ethnicity as subgroup_value
-    from identified
+        race_ethnicity as subgroup_value,
+        subgroup_profile
+    from profiled
     union all
     select
         response_id,
         'grade_level' as subgroup_category,
-        grade_level as subgroup_value
-    from identified
+        grade_level as subgroup_value,
+        subgroup_profile
+    from profiled
     union all
     select
         response_id,
         'english_learner' as subgroup_category,
-        english_learner as subgroup_value
-    from identified
+        english_learner as subgroup_value,
+        subgroup_profile
+    from profiled
     union all
     select
         response_id,
         'iep' as subgroup_category,
-        iep as subgroup_value
-    from identified
+        iep as subgroup_value,
+        subgroup_profile
+    from profiled
     union all
     select
         response_id,
         'econ_disadvantaged' as subgroup_category,
-        econ_disadvantaged as subgroup_value
-    from identified
+        econ_disadvantaged as subgroup_value,
+        subgroup_profile
+    from profiled
 )
 
 select * from final
