@@ -11,6 +11,13 @@ against pingouin as well.
 
 from __future__ import annotations
 
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import duckdb
 import numpy as np
 import pandas as pd
 import pingouin
@@ -18,6 +25,7 @@ import pytest
 
 from orchestrate import reference_pandas
 from orchestrate.reference_pandas import MART_KEYS, compare_frames
+from conftest import PROJECT_DIR, warehouse_env
 
 TOL = 1e-9
 MIN_N = 10
@@ -231,3 +239,32 @@ def test_every_answer_is_kept(built_warehouse, reference):
     assert (sub.favorable == sub.is_favorable).all()
     assert merged[~merged.substantive].scored_value.isna().all()
     assert merged.canonical_item_id.isna().sum() > 0, "answers to unmapped questions are kept"
+
+
+def test_a_profile_shared_by_two_sets_of_subgroups_fails_the_build(built_warehouse, tmp_path):
+    """The results are aggregated once per subgroup_profile and then spread over its
+    subgroups: two responses in different subgroups under one profile (a hash collision)
+    would count each in the other's subgroups. The singular test stops such a build."""
+    env = warehouse_env(tmp_path)
+    shutil.copy(built_warehouse.db, env["DBT_DUCKDB_PATH"])
+    con = duckdb.connect(env["DBT_DUCKDB_PATH"])
+    try:
+        table = "intermediate.int_respondent_subgroups_assigned"
+        first, second, profile = con.execute(f"""
+            select a.response_id, b.response_id, a.subgroup_profile
+            from {table} as a
+            inner join {table} as b
+                on a.subgroup_category = 'gender' and b.subgroup_category = 'gender'
+                and a.subgroup_value <> b.subgroup_value
+            limit 1""").fetchone()
+        assert first != second
+        con.execute(f"update {table} set subgroup_profile = ? where response_id = ?", [profile, second])
+    finally:
+        con.close()
+    proc = subprocess.run(
+        [str(Path(sys.executable).parent / "dbt"), "test", "--select",
+         "assert_subgroup_profiles_name_one_set_of_subgroups",
+         "--profiles-dir", str(PROJECT_DIR), "--project-dir", str(PROJECT_DIR)],
+        cwd=PROJECT_DIR, env={**os.environ, **env}, capture_output=True, text=True)
+    assert proc.returncode == 1, proc.stdout[-3000:]
+    assert "Failure in test assert_subgroup_profiles_name_one_set_of_subgroups" in proc.stdout, proc.stdout[-3000:]
