@@ -244,21 +244,38 @@ def test_every_answer_is_kept(built_warehouse, reference):
 def test_a_profile_shared_by_two_sets_of_subgroups_fails_the_build(built_warehouse, tmp_path):
     """The results are aggregated once per subgroup_profile and then spread over its
     subgroups: two responses in different subgroups under one profile (a hash collision)
-    would count each in the other's subgroups. The singular test stops such a build."""
+    would count each in the other's subgroups. The singular test stops such a build, for
+    two students of different genders and for a student and a response only in `all`."""
     env = warehouse_env(tmp_path)
     shutil.copy(built_warehouse.db, env["DBT_DUCKDB_PATH"])
+    table = "intermediate.int_respondent_subgroups_assigned"
+    singular = (PROJECT_DIR / "tests/dbt/survey/assert_subgroup_profiles_name_one_set_of_subgroups.sql")
+    # the test's own SQL, its one ref resolved by hand
+    check = singular.read_text().replace("{{ ref('int_respondent_subgroups_assigned') }}", table)
     con = duckdb.connect(env["DBT_DUCKDB_PATH"])
     try:
-        table = "intermediate.int_respondent_subgroups_assigned"
-        first, second, profile = con.execute(f"""
+        assert con.execute(check).fetchall() == []
+        _, other_student, profile = con.execute(f"""
             select a.response_id, b.response_id, a.subgroup_profile
             from {table} as a
             inner join {table} as b
                 on a.subgroup_category = 'gender' and b.subgroup_category = 'gender'
                 and a.subgroup_value <> b.subgroup_value
             limit 1""").fetchone()
-        assert first != second
-        con.execute(f"update {table} set subgroup_profile = ? where response_id = ?", [profile, second])
+        only_all, its_profile = con.execute(f"""
+            select response_id, any_value(subgroup_profile) from {table}
+            group by response_id having count(*) = 1 limit 1""").fetchone()
+        # a response only in `all` under the student's profile: the profile's student
+        # categories miss one of its responses
+        con.execute(f"update {table} set subgroup_profile = ? where response_id = ?", [profile, only_all])
+        failing = con.execute(check).fetchall()
+        assert failing and {row[0] for row in failing} == {profile}, failing
+        assert all(row[3] < row[4] for row in failing), failing  # in the category < in the profile
+        con.execute(f"update {table} set subgroup_profile = ? where response_id = ?", [its_profile, only_all])
+        # two students of different genders under one profile: what dbt runs next
+        con.execute(f"update {table} set subgroup_profile = ? where response_id = ?", [profile, other_student])
+        failing = con.execute(check).fetchall()
+        assert ("gender" in {row[1] for row in failing} and {row[2] for row in failing if row[1] == "gender"} == {2}), failing
     finally:
         con.close()
     proc = subprocess.run(

@@ -3,8 +3,9 @@
   `aggregated`. Every scored row of `scored` (a CTE with response_id, school_year,
   respondent_type, school_id, district_id, substantive_answers, favorable_answers, the
   measure's `keys` and its `score`) counts once per subgroup of its response
-  (`subgroups`, a CTE of int_respondent_subgroups_assigned) toward its school and toward
-  its district.
+  (`subgroups`, a CTE of int_respondent_subgroups_assigned: one `all` row per response,
+  each row with its response's subgroup_profile) toward its school and toward its
+  district.
   `aggregated` has one row per school year, respondent type, reporting level, entity
   (the school, or the district), key and subgroup, with respondents, scored_respondents
   (those with a score), score_sum, favorable_answers and substantive_answers; the models

@@ -4,6 +4,12 @@
   (all, all); a response linked to a student is also in one value of each student
   subgroup category, from the student's current roster row (Unknown when the roster
   has no value, or no row). Anonymous, staff and family responses are only in `all`.
+  subgroup_profile, the same on every row of a response, names its whole set of
+  subgroups, so that the results are aggregated once per profile and then spread over
+  its subgroups (macros/survey/results_by_reporting_level.sql). It is a hash: a number
+  whose type and value differ between DuckDB and Snowflake, compared only within one
+  warehouse; assert_subgroup_profiles_name_one_set_of_subgroups fails the build if two
+  sets ever share one.
 -#}
 -- Maintained by response (macros/survey/response_deltas.sql):
 -- depends_on: {{ ref('int_school_year_builds') }}
