@@ -21,6 +21,7 @@
   Ends with a comma: more CTEs follow.
 -#}
 {% macro results_by_reporting_level(scored, subgroups, keys, score) -%}
+{%- set school_cell = ['school_year', 'respondent_type', 'district_id', 'school_id'] + keys -%}
 response_profiles as (
     select
         response_id,
@@ -39,12 +40,8 @@ profile_subgroups as (
 
 profile_aggregated as (
     select
-        {{ scored }}.school_year,
-        {{ scored }}.respondent_type,
-        {{ scored }}.district_id,
-        {{ scored }}.school_id,
-        {%- for key in keys %}
-        {{ scored }}.{{ key }},
+        {%- for column in school_cell %}
+        {{ scored }}.{{ column }},
         {%- endfor %}
         response_profiles.subgroup_profile,
         count(*) as respondents,
@@ -56,24 +53,16 @@ profile_aggregated as (
     inner join response_profiles
         on {{ scored }}.response_id = response_profiles.response_id
     group by
-        {{ scored }}.school_year,
-        {{ scored }}.respondent_type,
-        {{ scored }}.district_id,
-        {{ scored }}.school_id,
-        {%- for key in keys %}
-        {{ scored }}.{{ key }},
+        {%- for column in school_cell %}
+        {{ scored }}.{{ column }},
         {%- endfor %}
         response_profiles.subgroup_profile
 ),
 
 school_aggregated as (
     select
-        profile_aggregated.school_year,
-        profile_aggregated.respondent_type,
-        profile_aggregated.district_id,
-        profile_aggregated.school_id,
-        {%- for key in keys %}
-        profile_aggregated.{{ key }},
+        {%- for column in school_cell %}
+        profile_aggregated.{{ column }},
         {%- endfor %}
         profile_subgroups.subgroup_category,
         profile_subgroups.subgroup_value,
@@ -86,12 +75,8 @@ school_aggregated as (
     inner join profile_subgroups
         on profile_aggregated.subgroup_profile = profile_subgroups.subgroup_profile
     group by
-        profile_aggregated.school_year,
-        profile_aggregated.respondent_type,
-        profile_aggregated.district_id,
-        profile_aggregated.school_id,
-        {%- for key in keys %}
-        profile_aggregated.{{ key }},
+        {%- for column in school_cell %}
+        profile_aggregated.{{ column }},
         {%- endfor %}
         profile_subgroups.subgroup_category,
         profile_subgroups.subgroup_value
