@@ -15,6 +15,8 @@ were Snowflake. Two additions to fakesnow's own server:
   `<log>.statements.jsonl` with the session's query tag when it ran and its duration.
 - information_schema.tables lists views too (table_type VIEW), as Snowflake's does, so
   dbt's catalog describes view models.
+- Each statement is translated on one copy of its syntax tree, not one copy per fakesnow
+  transform (`_translate_on_one_copy`): the same SQL, about five times faster.
 """
 
 from __future__ import annotations
@@ -308,6 +310,44 @@ where views.database_name = '${catalog}'
         template.rstrip().rstrip(";") + views)
 
 
+def _translate_on_one_copy() -> None:
+    """fakesnow translates a statement with some 80 sqlglot transforms in a row
+    (`FakeSnowflakeCursor._transform`), each of which deep-copies the whole tree first
+    (sqlglot's `Expression.transform(copy=True)`): on the suppression model (95 KB of SQL,
+    40 unrolled passes) that took 20 s, four fifths of it copying. Here the statement is
+    copied once and the transforms of that chain work on the copy in place. The SQL is the
+    same: each transform's input is the previous one's output, which nothing else reads.
+    Transforms that a transform runs inside itself keep their own copies."""
+    import threading
+
+    from fakesnow.cursor import FakeSnowflakeCursor
+    from sqlglot.expressions.core import Expression
+
+    translating = threading.local()  # depth of transform calls inside _transform, or None
+    original_transform = Expression.transform
+    original_translate = FakeSnowflakeCursor._transform
+
+    def transform(self, fun, *args, copy: bool = True, **kwargs):
+        depth = getattr(translating, "depth", None)
+        if depth is None:
+            return original_transform(self, fun, *args, copy=copy, **kwargs)
+        translating.depth = depth + 1
+        try:
+            return original_transform(self, fun, *args, copy=copy and depth > 0, **kwargs)
+        finally:
+            translating.depth = depth
+
+    def translate(self, expression, params):
+        translating.depth = 0
+        try:
+            return original_translate(self, expression.copy(), params)
+        finally:
+            translating.depth = None
+
+    Expression.transform = transform
+    FakeSnowflakeCursor._transform = translate
+
+
 def serve(port: int, log: Path) -> None:
     import fakesnow.server
     import uvicorn
@@ -317,6 +357,7 @@ def serve(port: int, log: Path) -> None:
 
     logging.getLogger("fakesnow.server").addHandler(_RememberError())
     _list_views_in_information_schema_tables()
+    _translate_on_one_copy()
     original_query = fakesnow.server.query_request
     original_login = fakesnow.server.login_request
     account = _Account(log)
