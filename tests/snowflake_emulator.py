@@ -2,7 +2,7 @@
 
 `python tests/snowflake_emulator.py --port N` serves fakesnow's HTTP API on 127.0.0.1:N,
 which dbt-snowflake (the `ci_snowflake` target) and snowflake.connector talk to as if it
-were Snowflake. Two additions to fakesnow's own server:
+were Snowflake. Additions to fakesnow's own server:
 
 - A statement fakesnow cannot handle answers with an error naming the exception
   (Snowflake's "SQL compilation error" shape) instead of HTTP 500, which the Snowflake
@@ -16,7 +16,8 @@ were Snowflake. Two additions to fakesnow's own server:
 - information_schema.tables lists views too (table_type VIEW), as Snowflake's does, so
   dbt's catalog describes view models.
 - Each statement is translated on one copy of its syntax tree, not one copy per fakesnow
-  transform (`_translate_on_one_copy`): the same SQL, about five times faster.
+  transform, copied again only where a transform leaves it no longer a tree
+  (`_translate_on_one_copy`): the same SQL as fakesnow's, several times faster.
 """
 
 from __future__ import annotations
@@ -310,14 +311,44 @@ where views.database_name = '${catalog}'
         template.rstrip().rstrip(";") + views)
 
 
-def _translate_on_one_copy() -> None:
+def _sound(root) -> bool:
+    """Whether a syntax tree is a tree: no node in two places, every node's parent, key and
+    index those it hangs under (what sqlglot's transform relies on to replace a node)."""
+    from sqlglot.expressions.core import Expression
+
+    seen: set[int] = set()
+    stack = [root]
+    while stack:
+        node = stack.pop()
+        if id(node) in seen:
+            return False
+        seen.add(id(node))
+        for key, value in node.args.items():
+            children = value if isinstance(value, list) else [value]
+            for index, child in enumerate(children):
+                if not isinstance(child, Expression):
+                    continue
+                if (child.parent is not node or child.arg_key != key
+                        or child.index != (index if isinstance(value, list) else None)):
+                    return False
+                stack.append(child)
+    return True
+
+
+def _translate_on_one_copy():
     """fakesnow translates a statement with some 80 sqlglot transforms in a row
     (`FakeSnowflakeCursor._transform`), each of which deep-copies the whole tree first
     (sqlglot's `Expression.transform(copy=True)`): on the suppression model (95 KB of SQL,
     40 unrolled passes) that took 20 s, four fifths of it copying. Here the statement is
-    copied once and the transforms of that chain work on the copy in place. The SQL is the
-    same: each transform's input is the previous one's output, which nothing else reads.
-    Transforms that a transform runs inside itself keep their own copies."""
+    copied once and the chain's transforms work on that copy in place. A copy did more than
+    protect the input: it also split a node that a transform put in two places (fakesnow's
+    `array_size` does) and mended parents a transform did not set. So after each transform
+    the tree is checked (`_sound`) and copied when it is not a tree, or when the transform
+    returned another root (fakesnow's shared `SUCCESS_NOP`, a rewritten statement): each
+    transform then sees what it would have seen in fakesnow, and the SQL is the same
+    (`test_snowflake.py::test_the_emulators_translation_is_fakesnows`). Transforms that
+    a transform runs inside itself keep their own copies. Returns a function that undoes
+    the patch."""
     import threading
 
     from fakesnow.cursor import FakeSnowflakeCursor
@@ -329,13 +360,14 @@ def _translate_on_one_copy() -> None:
 
     def transform(self, fun, *args, copy: bool = True, **kwargs):
         depth = getattr(translating, "depth", None)
-        if depth is None:
+        if depth is None or depth > 0:
             return original_transform(self, fun, *args, copy=copy, **kwargs)
-        translating.depth = depth + 1
+        translating.depth = 1
         try:
-            return original_transform(self, fun, *args, copy=copy and depth > 0, **kwargs)
+            result = original_transform(self, fun, *args, copy=False, **kwargs)
         finally:
-            translating.depth = depth
+            translating.depth = 0
+        return result.copy() if result is not self or not _sound(result) else result
 
     def translate(self, expression, params):
         translating.depth = 0
@@ -344,8 +376,13 @@ def _translate_on_one_copy() -> None:
         finally:
             translating.depth = None
 
+    def undo() -> None:
+        Expression.transform = original_transform
+        FakeSnowflakeCursor._transform = original_translate
+
     Expression.transform = transform
     FakeSnowflakeCursor._transform = translate
+    return undo
 
 
 def serve(port: int, log: Path) -> None:

@@ -670,3 +670,55 @@ def test_an_answer_deleted_after_the_build_is_gone_on_snowflake(emulated_snowfla
     assert "is_deleted" in statements[3][1]
     # one answer fewer, no tombstone, and no other answer rescored (the build was incremental)
     assert tuple(after) == (answers - 1, 0, 0, 0)
+
+
+# Statements whose fakesnow transforms put one node in two places (array_size), hang
+# nodes without setting their parent (alias_in_join, regex_replace) or return fakesnow's
+# shared no-op statement (alter session, use role): where translating on one copy of the
+# tree could go wrong.
+TRICKY_STATEMENTS = [
+    "select array_size(array_agg(x)) as n from t",
+    "select array_size(array_distinct(array_agg(x))) as n from t",
+    "select array_size(object_keys(parse_json(v))) as n from t",
+    "select t.a, u.b from t1 as t inner join t2 as u on t.id = u.id",
+    "select regexp_replace(a, '[0-9]+', 'n') as a, regexp_substr(b, 'x(.)', 1, 1, 'e', 1) as b from t",
+    "alter session set autocommit = false",
+    "use role transformer",
+    "alter session set autocommit = true",
+]
+
+
+def test_the_emulators_translation_is_fakesnows(emulated_snowflake):
+    """The emulator translates each statement on one copy of its tree
+    (snowflake_emulator._translate_on_one_copy): the same DuckDB SQL as fakesnow's own
+    translation, for every model's query as dbt compiled it for the emulator (but the
+    40-pass suppression model, 20 s in fakesnow's translation) and for statements whose
+    transforms share nodes or return a shared statement. The queries, not the `create
+    table as` around them: fakesnow's translation of that asks DuckDB for the query's
+    columns, and this in-process fakesnow holds no tables."""
+    import fakesnow
+    import snowflake.connector
+    from fakesnow.cursor import parse_one
+
+    compiled = Path(emulated_snowflake.env["DBT_TARGET_PATH"]) / "compiled" / "survey_warehouse" / "models"
+    models = sorted(compiled.rglob("*.sql"))
+    statements = TRICKY_STATEMENTS + [p.read_text() for p in models
+                                      if ".yml" not in str(p) and p.stat().st_size < 20_000]
+    assert len(statements) > 40
+    with fakesnow.patch():
+        con = snowflake.connector.connect(database=snowflake_emulator.DATABASE, schema="intermediate")
+        cursor = con.cursor()
+
+        def translate() -> list[str]:
+            return [cursor._transform(parse_one(sql), None).sql(dialect="duckdb") for sql in statements]
+
+        expected = translate()
+        undo = snowflake_emulator._translate_on_one_copy()
+        try:
+            translated = translate()
+        finally:
+            undo()
+        con.close()
+    different = [f"{sql[:200]}\n  fakesnow: {want[:300]}\n  emulator: {got[:300]}"
+                 for sql, want, got in zip(statements, expected, translated) if want != got]
+    assert not different, "\n".join(different)
