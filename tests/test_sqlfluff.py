@@ -55,16 +55,20 @@ def test_editor_config_renders_every_model(monkeypatch):
 
     monkeypatch.chdir(PROJECT_DIR)
     # sqlfluff's jinja templater compiles every macro file again for each model it renders
-    # (twice): 75 s for the models here. Jinja's compiled code depends only on the source
-    # and the environment's syntax settings, the same for every model here, so it is
-    # compiled once (5 s; the rendered models are the same, compared on 2026-12-03).
+    # (twice): 75 s for the models here. Jinja compiles a source to the same code in any
+    # environment with the same class, syntax, options, filters and tests (every
+    # environment here comes from one config), so each is compiled once (5 s; the rendered
+    # models are the same, compared on 2026-12-03). Rendering still runs per model.
     compile_source = jinja2.Environment.compile
     compiled = {}
 
     def compile_once(env, source, name=None, filename=None, raw=False, defer_init=False):
-        key = (source, name, filename, raw, defer_init, tuple(sorted(env.extensions)),
-               env.block_start_string, env.variable_start_string, env.comment_start_string,
-               env.line_statement_prefix, env.trim_blocks, env.lstrip_blocks)
+        key = (source, name, filename, raw, defer_init, type(env), tuple(sorted(env.extensions)),
+               env.block_start_string, env.block_end_string, env.variable_start_string,
+               env.variable_end_string, env.comment_start_string, env.comment_end_string,
+               env.line_statement_prefix, env.line_comment_prefix, env.trim_blocks,
+               env.lstrip_blocks, env.newline_sequence, env.keep_trailing_newline, env.optimized,
+               env.is_async, env.autoescape, env.finalize, frozenset(env.filters), frozenset(env.tests))
         if key not in compiled:
             compiled[key] = compile_source(env, source, name, filename, raw, defer_init)
         return compiled[key]
