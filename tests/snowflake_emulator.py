@@ -324,12 +324,11 @@ def _sound(root) -> bool:
             return False
         seen.add(id(node))
         for key, value in node.args.items():
-            children = value if isinstance(value, list) else [value]
-            for index, child in enumerate(children):
+            placed = enumerate(value) if isinstance(value, list) else [(None, value)]
+            for index, child in placed:
                 if not isinstance(child, Expression):
                     continue
-                if (child.parent is not node or child.arg_key != key
-                        or child.index != (index if isinstance(value, list) else None)):
+                if child.parent is not node or child.arg_key != key or child.index != index:
                     return False
                 stack.append(child)
     return True
@@ -354,7 +353,9 @@ def _translate_on_one_copy():
     from fakesnow.cursor import FakeSnowflakeCursor
     from sqlglot.expressions.core import Expression
 
-    translating = threading.local()  # depth of transform calls inside _transform, or None
+    # translating.depth: None outside _transform; 0 between the chain's transforms; 1 inside
+    # one of them (a transform it runs itself keeps its own copy argument)
+    translating = threading.local()
     original_transform = Expression.transform
     original_translate = FakeSnowflakeCursor._transform
 
