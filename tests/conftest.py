@@ -20,6 +20,20 @@ from orchestrate import contract
 PROJECT_DIR = Path(__file__).resolve().parent.parent
 
 
+# The files whose tests take longest, longest first (CI's --durations, worker-seconds). The
+# suite runs a file per xdist worker (pyproject.toml: --dist loadfile, in collection order:
+# --no-loadscope-reorder); a long file started last would end the suite with one worker
+# busy and the other idle, as test_run.py did (~990 s begun ~700 s in).
+LONGEST_FIRST = ("test_run.py", "test_incremental.py", "test_snowflake.py", "test_bench.py",
+                 "test_pr_check.py")
+
+
+def pytest_collection_modifyitems(items):
+    """The longest files first, the others as collected (a stable sort)."""
+    rank = {name: n for n, name in enumerate(LONGEST_FIRST)}
+    items.sort(key=lambda item: rank.get(item.path.name, len(rank)))
+
+
 @pytest.fixture
 def warehouse(tmp_path, monkeypatch) -> Path:
     """A private warehouse: DBT_DUCKDB_PATH and dbt's target/log folders under tmp_path."""
