@@ -614,7 +614,7 @@ def format_growth(results: list[BenchResult]) -> str:
     """Seconds per step at each scale, and the marginal seconds per million extract lines
     between consecutive scales."""
     results = sorted(results, key=lambda r: r.scale)
-    head = f"{'step':<30}" + "".join(f"{f'scale {r.scale:g}':>12}" for r in results)
+    head = f"{'step':<26}" + "".join(f"{f'scale {r.scale:g}':>12}" for r in results)
     pairs = list(zip(results, results[1:]))
     head += "".join(f"{f's/M {a.scale:g}->{b.scale:g}':>16}" for a, b in pairs)
     lines = ["growth: seconds per step, and marginal seconds per million lines", head]

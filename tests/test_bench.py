@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import gzip
 import json
+import re
 import xml.etree.ElementTree as ElementTree
 
 import duckdb
@@ -18,8 +19,8 @@ from conftest import run_cli
 
 
 def test_bench_measures_every_step_and_the_reference(tmp_path):
-    """One scale, end to end (each scale is the same work: the growth line's arithmetic
-    over two is checked below, without measuring twice)."""
+    """One scale, end to end (each scale is the same work: the growth line over several
+    scales is checked below on given figures, without measuring twice)."""
     cache, out = tmp_path / "bench", tmp_path / "figures.json"
     proc = run_cli("bench", "--scale", "0.05", "--seed", "3", "--cache-dir", str(cache),
                    "--json", str(out))
@@ -118,6 +119,11 @@ def test_the_growth_line_gives_each_steps_marginal_seconds_per_million_lines(tmp
     lines = growth.splitlines()
     assert lines[0] == "growth: seconds per step, and marginal seconds per million lines"
     assert lines[1].split() == ["step", "scale", "1", "scale", "3", "scale", "10", "s/M", "1->3", "s/M", "3->10"]
+    # each heading ends where its column's figures end
+    heading_ends = [m.end() for m in re.finditer(r"scale \d+|s/M \d+->\d+", lines[1])]
+    for line in lines[2:]:
+        figure_ends = [m.end() for m in re.finditer(r"(?<= )[-\d.,]+(?= |$)", line)]
+        assert figure_ends == heading_ends[:len(figure_ends)], "\n".join(lines)
     rows = {line[:26].strip(): line[26:].split() for line in lines[2:]}
     assert rows == {
         "ingest": ["4.00", "10.00", "31.00", "1.50", "1.50"],  # 6 s / 4 M lines, 21 s / 14 M
@@ -131,6 +137,44 @@ def test_the_growth_line_gives_each_steps_marginal_seconds_per_million_lines(tmp
     svg = chart.read_text()
     ElementTree.fromstring(svg)
     assert all(name in svg for name in ("ingest", "dbt build", "pandas reference", "4 GB"))
+
+
+def test_bench_of_several_scales_writes_each_scales_figures_and_ends_with_the_growth(
+        tmp_path, monkeypatch, capsys):
+    """`bench --scale 1 3`: each scale's table as it ends, the JSON rewritten after each
+    scale (a long benchmark stopped keeps what it measured), then the growth line and the
+    chart of every scale. The scales' measurements are given here (one scale is measured
+    end to end above)."""
+    import argparse
+
+    from orchestrate import bench
+
+    measured = {1.0: bench.BenchResult(scale=1.0, seed=3, lines=2_000_000, peak_rss_mb=900,
+                                       steps=[bench.Step("ingest", 4.0)]),
+                3.0: bench.BenchResult(scale=3.0, seed=3, lines=6_000_000, peak_rss_mb=1800,
+                                       steps=[bench.Step("ingest", 10.0)])}
+    out = tmp_path / "figures.json"
+    written = []
+
+    def run_bench(scale, seed, cache, work, reference_max_scale):
+        assert (seed, work) == (3, cache / "work")
+        written.append(json.loads(out.read_text()) if out.exists() else [])
+        return measured[scale]
+
+    monkeypatch.setattr(bench, "run_bench", run_bench)
+    parser = argparse.ArgumentParser()
+    bench.add_arguments(parser)
+    args = parser.parse_args(["--scale", "1", "3", "--seed", "3", "--cache-dir", str(tmp_path / "cache"),
+                              "--json", str(out)])
+    assert bench.main(args) == 0
+    printed = capsys.readouterr().out
+    assert [len(w) for w in written] == [0, 1]  # the first scale's figures were written before the second ran
+    assert [r["scale"] for r in json.loads(out.read_text())] == [1.0, 3.0]
+    assert printed.index("scale 1 (seed 3)") < printed.index("scale 3 (seed 3)") < printed.index("growth:")
+    ingest = next(line for line in printed[printed.index("growth:"):].splitlines() if line.startswith("ingest"))
+    assert ingest.split() == ["ingest", "4.00", "10.00", "1.50"]
+    assert f"figures written to {out}, chart to {out.with_suffix('.svg')}" in printed
+    ElementTree.fromstring(out.with_suffix(".svg").read_text())
 
 
 def test_json_may_name_a_folder_and_the_figures_go_into_it(tmp_path):
