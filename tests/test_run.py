@@ -584,35 +584,51 @@ def test_retry_reruns_only_the_failed_and_skipped_dbt_nodes(reference, tmp_path)
 
 def test_two_warehouses_built_one_after_the_other_from_one_checkout(reference, tmp_path, monkeypatch):
     """dbt's artifacts belong to one warehouse: with DBT_TARGET_PATH unset, each DuckDB file
-    has its own folder under target/, even two files of one name. Warehouse alpha (a copy
-    of the reference, with the reference's dbt folder as its own) finds its last passing
-    build there: nothing to build. Beta, run right after from the same checkout, finds no
-    build of its own and builds everything: it never reads alpha's manifest."""
+    has its own folder under target/ (two files of one name in two folders too). Warehouse
+    alpha, a copy of the reference with the reference's dbt folder as its own, finds its
+    last passing build there: nothing to build. Beta (beta.duckdb), run right after from
+    the same checkout, finds no build of its own and builds everything: it never reads
+    alpha's manifest."""
     from orchestrate import dbt as orchestrate_dbt
 
+    monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
+    named_alike = []
+    for folder in ("one", "two"):
+        monkeypatch.setenv("DBT_DUCKDB_PATH", str(tmp_path / folder / "warehouse.duckdb"))
+        named_alike.append(orchestrate_dbt.target_path())
+    assert named_alike[0] != named_alike[1] and named_alike[0].name.startswith("warehouse-")
+
     base_env = {k: v for k, v in os.environ.items() if k != "DBT_TARGET_PATH"}
-    targets, scopes = [], []
+    targets, reports = [], []
     try:
         for name in ("alpha", "beta"):
             w = copy_of(reference, tmp_path / name, raw_only=name == "beta")
-            env = {**base_env, **w.env}
+            db = w.db
+            if name == "beta":  # alpha keeps the file name its copied manifest's relations name
+                db = w.db.rename(w.folder / "beta.duckdb")
+            env = {**base_env, **w.env, "DBT_DUCKDB_PATH": str(db)}
             del env["DBT_TARGET_PATH"]
-            monkeypatch.delenv("DBT_TARGET_PATH", raising=False)
-            monkeypatch.setenv("DBT_DUCKDB_PATH", str(w.db))
+            monkeypatch.setenv("DBT_DUCKDB_PATH", str(db))
             targets.append(orchestrate_dbt.target_path())
             if name == "alpha":
                 shutil.copytree(reference.folder / "target", targets[-1])
+                kept = (targets[-1] / "production-state" / "build.json").read_text()
             proc = subprocess.run([sys.executable, "-m", "orchestrate", "run"], cwd=PROJECT_DIR, env=env,
                                   capture_output=True, text=True)
             assert proc.returncode == 0, proc.stdout[-6000:] + proc.stderr[-3000:]
-            assert (targets[-1] / "manifest.json").exists()
-            assert marts(w.db) == marts(reference.db)
-            scopes.append(w.latest_report()["build_scope"])
+            assert marts(db) == marts(reference.db)
+            reports.append(w.latest_report())
+            assert (targets[-1] / "runs" / reports[-1]["run_id"]).is_dir()  # its run folder is there
         assert targets[0] != targets[1]
         assert all(t.parent == PROJECT_DIR / "target" for t in targets), targets
-        assert scopes[0].startswith("nothing to build"), scopes[0]
-        assert scopes[1].startswith(f"everything (no passing build kept in {targets[1] / 'production-state'}"), \
-            scopes[1]
+        assert targets[1].name.startswith("beta-")
+        alpha, beta = (r["build_scope"] for r in reports)
+        assert alpha.startswith("nothing to build"), alpha
+        assert (targets[0] / "production-state" / "build.json").read_text() == kept
+        assert beta.startswith(f"everything (no passing build kept in {targets[1] / 'production-state'}"), beta
+        assert (targets[1] / "manifest.json").exists()
+        assert json.loads((targets[1] / "production-state" / "build.json").read_text())["run_id"] == \
+            reports[1]["run_id"]
     finally:
         for target in targets:
             if target.parent == PROJECT_DIR / "target":  # never the whole folder
@@ -621,14 +637,14 @@ def test_two_warehouses_built_one_after_the_other_from_one_checkout(reference, t
 
 def test_interrupted_runs_are_recorded_a_second_run_is_refused_and_the_next_run_finishes(
         reference, tmp_path):
-    """One warehouse, four runs stopped or refused, then one that finishes the work (one
-    test, so that the suite builds the warehouse from raw once, not four times):
+    """One warehouse, three runs stopped and one refused, then one that finishes the work
+    (one test, so that the suite builds the warehouse from raw once, not three times):
     - Ctrl-C (SIGINT), then SIGTERM, a quarter into dbt build: exit 2, no traceback, the
       report and the history say interrupted, and the next run says it finishes it;
-    - while a run holds the warehouse a second is refused (exit 2, a message, no record)
-      and the first goes on;
-    - kill -9 a third into dbt build leaves no chance to say anything;
-    then a run gives the marts of one uninterrupted run."""
+    - kill -9 a third into dbt build leaves no chance to say anything: the next run finds
+      the run still `running` and finishes it;
+    - while that last run holds the warehouse a second is refused (exit 2, a message, no
+      record), and the first is unharmed: it passes with the marts of one uninterrupted run."""
     w = copy_of(reference, tmp_path / "interrupted", raw_only=True)
     stopped = []
     for sig in (signal.SIGINT, signal.SIGTERM):
@@ -655,38 +671,42 @@ def test_interrupted_runs_are_recorded_a_second_run_is_refused_and_the_next_run_
     assert all(json.loads(steps)["dbt build"] == "interrupted" and json.loads(steps)["checks"] == "not run"
                for _, _, steps in history)
 
-    first, lines = start_run(w)
-    wait_for(lines, lambda line: line.startswith("== dbt build"), first)  # it holds the lock
+    # kill -9 once about a third of the nodes have finished
+    proc, lines = start_run(w)
+    wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 3 >= p[1], proc)
+    os.kill(proc.pid, signal.SIGKILL)
+    proc.wait()
+    time.sleep(0.5)  # let the pump drain
+    assert not any(line.startswith("== dbt build:") for line in lines), "the kill came too late"
+    assert f"finishing interrupted run {stopped[-1]}" in "".join(lines)
+    (killed,) = w.query("select run_id from orchestrate.run_history order by started_at desc limit 1")[0]
+    assert killed not in stopped
+
+    last, lines = start_run(w)
+    wait_for(lines, lambda line: line.startswith("== dbt build"), last)  # it holds the lock
     second = w.run("run")
     assert second.returncode == 2
     assert "another run is already using this warehouse" in second.stderr
     assert "Traceback" not in second.stderr
-    assert first.poll() is None, "the first run should still be going"
-    # it goes on: kill it once a third of the nodes have finished
-    wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 3 >= p[1], first)
-    os.kill(first.pid, signal.SIGKILL)
-    first.wait()
-    assert not any(line.startswith("== dbt build:") for line in lines), "the kill came too late"
+    assert last.poll() is None, "the first run should still be going"
 
-    again = w.run("run")
-    assert again.returncode == 0, again.stdout[-6000:] + again.stderr[-3000:]
+    assert last.wait(timeout=900) == 0, "".join(lines[-60:])
+    time.sleep(0.5)  # let the pump drain
+    assert f"finishing interrupted run {killed}" in "".join(lines)
     assert marts(w.db) == marts(reference.db)
-    # the refused run left no record; the killed one is found interrupted, and finished
-    history = w.query("select run_id, status from orchestrate.run_history order by started_at")
-    assert [s for _, s in history] == ["interrupted", "interrupted", "interrupted", "passed"]
-    assert history[:2] == [(stopped[0], "interrupted"), (stopped[1], "interrupted")]
-    assert f"finishing interrupted run {history[2][0]}" in again.stdout
+    # the killed run is recorded as interrupted; the refused one left no record
+    assert w.query("select run_id, status from orchestrate.run_history order by started_at") == [
+        (stopped[0], "interrupted"), (stopped[1], "interrupted"), (killed, "interrupted"),
+        (w.latest_report()["run_id"], "passed")]
 
 
 def test_a_run_whose_extracts_include_answers_of_deleted_responses_passes(reference, tmp_path):
     """The platform deleted a response but not its answers: the answers stay in the change
     log and in staging, are not current (fct_question_responses leaves them out), and the
-    dbt test of the fact table agrees. The delete comes as a day's file: the run builds
-    what is downstream of it, as a day's run does."""
+    dbt test of the fact table agrees."""
     from conftest import change, write_extract
 
     w = copy_of(reference, tmp_path / "deleted")
-    shutil.copytree(reference.folder / "target" / "production-state", w.folder / "target" / "production-state")
     response_id, answers = w.query(
         "select response_id, count(*) from marts.fct_question_responses group by 1 order by 1 limit 1")[0]
     (next_seq,) = w.query("select max(_seq) + 1 from raw.survey_responses")[0]
@@ -701,8 +721,6 @@ def test_a_run_whose_extracts_include_answers_of_deleted_responses_passes(refere
     assert w.query("select count(*) from staging.stg_replica__question_responses "
                    f"where response_id = '{response_id}'") == [(answers,)]
     report = w.latest_report()
-    assert report["build_scope"].startswith("only what changed since run"), report["build_scope"]
-    assert "survey_responses" in report["build_scope"] and "question_responses" not in report["build_scope"]
     assert report["reconciliation"]["status"] == "passed"
     tests = {r["name"]: r["status"] for r in report["dbt"]["results"]}
     assert tests["assert_fct_question_responses_holds_the_current_answers"] == "pass"
