@@ -23,7 +23,7 @@ PROJECT_DIR = Path(__file__).resolve().parent.parent
 # The files whose tests take longest, longest first (CI's --durations, worker-seconds). The
 # suite runs a file per xdist worker (pyproject.toml: --dist loadfile, in collection order:
 # --no-loadscope-reorder); a long file started last would end the suite with one worker
-# busy and the other idle, as test_run.py did (~990 s begun ~700 s in).
+# busy and the other idle, as test_run.py did (~1170 worker-seconds, begun ~700 s in).
 LONGEST_FIRST = ("test_run.py", "test_incremental.py", "test_snowflake.py", "test_bench.py",
                  "test_pr_check.py")
 
