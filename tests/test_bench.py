@@ -101,20 +101,25 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     assert steps["  of which dbt build (stress)"]["note"].endswith("downstream of question_responses")
 
 
+def given_result(scale: float, lines: int, peak_mb: float, **seconds: float):
+    """A scale's measurements as bench would return them, with the steps' seconds given
+    (dbt_build=30.0 is the step "dbt build")."""
+    from orchestrate.bench import BenchResult, Step
+
+    return BenchResult(scale=scale, seed=3, lines=lines, peak_rss_mb=peak_mb,
+                       steps=[Step(name.replace("_", " "), s) for name, s in seconds.items()])
+
+
 def test_the_growth_line_gives_each_steps_marginal_seconds_per_million_lines(tmp_path):
     """`bench --scale 1 3 ...` ends with the growth from scale to scale: per step its seconds
     at each scale and (t2 - t1) / (lines2 - lines1) in seconds per million lines; a step
     missing at a scale (the pandas reference above its largest scale) shows '-'. The chart
     draws the same steps against the lines."""
-    from orchestrate.bench import BenchResult, Step, draw_chart, format_growth
+    from orchestrate.bench import draw_chart, format_growth
 
-    def result(scale, lines, peak, **seconds):
-        return BenchResult(scale=scale, seed=3, lines=lines, peak_rss_mb=peak,
-                           steps=[Step(name.replace("_", " "), s) for name, s in seconds.items()])
-
-    one = result(1, 2_000_000, 900, ingest=4.0, dbt_build=30.0, pandas_reference=12.0)
-    three = result(3, 6_000_000, 1800, ingest=10.0, dbt_build=50.0, pandas_reference=33.0)
-    ten = result(10, 20_000_000, 3500, ingest=31.0, dbt_build=120.0)
+    one = given_result(1, 2_000_000, 900, ingest=4.0, dbt_build=30.0, pandas_reference=12.0)
+    three = given_result(3, 6_000_000, 1800, ingest=10.0, dbt_build=50.0, pandas_reference=33.0)
+    ten = given_result(10, 20_000_000, 3500, ingest=31.0, dbt_build=120.0)
     growth = format_growth([ten, one, three])  # in any order: by scale
     lines = growth.splitlines()
     assert lines[0] == "growth: seconds per step, and marginal seconds per million lines"
@@ -149,10 +154,8 @@ def test_bench_of_several_scales_writes_each_scales_figures_and_ends_with_the_gr
 
     from orchestrate import bench
 
-    measured = {1.0: bench.BenchResult(scale=1.0, seed=3, lines=2_000_000, peak_rss_mb=900,
-                                       steps=[bench.Step("ingest", 4.0)]),
-                3.0: bench.BenchResult(scale=3.0, seed=3, lines=6_000_000, peak_rss_mb=1800,
-                                       steps=[bench.Step("ingest", 10.0)])}
+    measured = {1.0: given_result(1.0, 2_000_000, 900, ingest=4.0),
+                3.0: given_result(3.0, 6_000_000, 1800, ingest=10.0)}
     out = tmp_path / "figures.json"
     written = []
 

@@ -149,6 +149,17 @@ def dbt_progress(line: str) -> tuple[int, int] | None:
     return int(done), int(total) if total.isdigit() else 0
 
 
+def stop_during_build(w: Warehouse, sig: signal.Signals, part: int) -> tuple[int, list[str]]:
+    """`run` in the background, sent `sig` once 1/part of dbt's nodes have finished (models
+    half built, marts pending); its exit code and its output lines."""
+    proc, lines = start_run(w)
+    wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * part >= p[1], proc)
+    os.kill(proc.pid, sig)
+    code = proc.wait(timeout=300)
+    time.sleep(0.5)  # let the pump drain
+    return code, lines
+
+
 def test_every_expectation_suite_file_is_valid_great_expectations(tmp_path):
     from orchestrate import checks
     from orchestrate.errors import UserError
@@ -648,12 +659,8 @@ def test_interrupted_runs_are_recorded_a_second_run_is_refused_and_the_next_run_
     w = copy_of(reference, tmp_path / "interrupted", raw_only=True)
     stopped = []
     for sig in (signal.SIGINT, signal.SIGTERM):
-        proc, lines = start_run(w)
-        # a quarter of the nodes built: models half built, marts pending
-        wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 4 >= p[1], proc)
-        os.kill(proc.pid, sig)
-        assert proc.wait(timeout=300) == 2, "".join(lines[-40:])
-        time.sleep(0.5)  # let the pump drain
+        code, lines = stop_during_build(w, sig, part=4)
+        assert code == 2, "".join(lines[-40:])
         out = "".join(lines)
         assert not any(line.startswith(("== checks", "== reconciliation")) for line in lines), out[-4000:]
         assert "Traceback" not in out, out[-4000:]
@@ -671,12 +678,7 @@ def test_interrupted_runs_are_recorded_a_second_run_is_refused_and_the_next_run_
     assert all(json.loads(steps)["dbt build"] == "interrupted" and json.loads(steps)["checks"] == "not run"
                for _, _, steps in history)
 
-    # kill -9 once about a third of the nodes have finished
-    proc, lines = start_run(w)
-    wait_for(lines, lambda line: (p := dbt_progress(line)) is not None and p[0] * 3 >= p[1], proc)
-    os.kill(proc.pid, signal.SIGKILL)
-    proc.wait()
-    time.sleep(0.5)  # let the pump drain
+    _, lines = stop_during_build(w, signal.SIGKILL, part=3)
     assert not any(line.startswith("== dbt build:") for line in lines), "the kill came too late"
     assert f"finishing interrupted run {stopped[-1]}" in "".join(lines)
     (killed,) = w.query("select run_id from orchestrate.run_history order by started_at desc limit 1")[0]
