@@ -12,8 +12,12 @@ and the psychometrics libraries included, every day):
   own read options) -- no engine can load the files faster than it can read them;
 - typed parse: DuckDB parsing every file into the contract's typed columns (`read_json`
   with explicit columns, every column read) -- the floor of any loader that parses;
+- typed load: the same parse written into a table per extract table of a new database
+  file (`create table ... as select * from read_json(...)`, checkpointed) -- the floor of
+  any loader that keeps what it parses, before it checks, numbers or quarantines a line;
 - ingest: loading every file into a fresh warehouse (rows/s, MB/s uncompressed; how many
-  lines left the fast path to be checked one by one);
+  lines left the fast path to be checked one by one), then its phases: examining the
+  files (checksums, line counts), reading and judging their lines, writing;
 - build: a full `dbt build`; checks: the data-quality checks and reconciliation;
   psychometrics; run: the whole `run`;
 - pandas reference: orchestrate/reference_pandas.py (a single-threaded pandas script
@@ -59,10 +63,12 @@ import duckdb
 
 from orchestrate import contract
 from orchestrate.errors import UserError
+from orchestrate.ingest import PHASES as INGEST_PHASES
 from orchestrate.ingest import line_reader
 from orchestrate.warehouse import PROJECT_DIR, connect
 
 DEFAULT_SCALES = [1.0, 3.0, 10.0, 30.0]
+TYPED_LOAD = "typed load (into a file)"
 REFERENCE_MAX_SCALE = 10.0
 
 
@@ -292,6 +298,22 @@ def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float 
     return path
 
 
+def _typed_reads(extracts: Path) -> list[tuple[str, list[str], str]]:
+    """For each table with files: its name, its columns (the envelope's and the contract's)
+    and `read_json` of its files into the contract's typed columns, with their file names."""
+    reads = []
+    for table in contract.TABLES.values():
+        files = sorted((extracts / table.name).glob("*.ndjson.gz"))
+        if not files:
+            continue
+        paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+        columns = {"_op": "varchar", "_ts": "varchar", "_seq": "bigint", **table.raw_columns()}
+        spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+        reads.append((table.name, list(columns), f"read_json({paths}, format='newline_delimited', "
+                                                  f"columns={spec}, compression='gzip', filename=true)"))
+    return reads
+
+
 def typed_parse_floor(extracts: Path) -> tuple[float, int]:
     """Seconds for DuckDB to parse every file into the contract's typed columns
     (`read_json` with explicit columns; every column is read, so every value is parsed
@@ -301,22 +323,36 @@ def typed_parse_floor(extracts: Path) -> tuple[float, int]:
     rows = 0
     try:
         started = time.perf_counter()
-        for table in contract.TABLES.values():
-            files = sorted((extracts / table.name).glob("*.ndjson.gz"))
-            if not files:
-                continue
-            paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
-            columns = {"_op": "varchar", "_ts": "varchar", "_seq": "bigint", **table.raw_columns()}
-            spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
+        for _, columns, read in _typed_reads(extracts):
             counted = ", ".join(f'count("{c}")' for c in columns)
-            (count, *_) = con.execute(
-                f"select count(*), {counted} from read_json({paths}, format='newline_delimited', "
-                f"columns={spec}, compression='gzip')"
-            ).fetchone()
+            (count, *_) = con.execute(f"select count(*), {counted} from {read}").fetchone()
             rows += count
         return time.perf_counter() - started, rows
     finally:
         con.close()
+
+
+def typed_load_floor(extracts: Path, database: Path) -> tuple[float, int]:
+    """Seconds for DuckDB to parse every file as typed_parse_floor does and write the rows,
+    with their file names, into a table per extract table in a new database file (made and
+    removed here), checkpointed: the floor of any loader that keeps what it parses, before
+    it checks a line, numbers it or keeps its unknown keys. And the number of rows."""
+    for stale in (database, database.with_name(database.name + ".wal")):
+        stale.unlink(missing_ok=True)
+    con = duckdb.connect(str(database), config={
+        "memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "3GB")})
+    rows = 0
+    try:
+        started = time.perf_counter()
+        for name, _, read in _typed_reads(extracts):
+            con.execute(f'create table "{name}" as select * from {read}')
+            rows += con.execute(f'select count(*) from "{name}"').fetchone()[0]
+        con.execute("checkpoint")
+        return time.perf_counter() - started, rows
+    finally:
+        con.close()
+        for made in (database, database.with_name(database.name + ".wal")):
+            made.unlink(missing_ok=True)
 
 
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
@@ -462,10 +498,14 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         floor, (_, result.lines) = measure(sampler, "floor (scan)", lambda: scan_floor(extracts))
         _say(f"scale {scale:g}: parsing them into the contract's typed columns (read_json) ...")
         typed, (_, typed_rows) = measure(sampler, "typed parse (read_json)", lambda: typed_parse_floor(extracts))
+        shutil.rmtree(work, ignore_errors=True)
+        work.mkdir(parents=True)
+        _say(f"scale {scale:g}: writing them, typed, into a new database file (read_json, create table) ...")
+        typed_load, (_, typed_load_rows) = measure(
+            sampler, TYPED_LOAD, lambda: typed_load_floor(extracts, work / "typed_load.duckdb"))
 
         # A fresh warehouse over a folder of links to the cached extracts, so the days can be
         # added to it without touching the cache; the realistic day's files are held back.
-        shutil.rmtree(work, ignore_errors=True)
         inbox = work / "extracts"
         held_back = realistic_day_files(files)
 
@@ -529,6 +569,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         checks.peak_rss_mb = max(checks.peak_rss_mb or 0, reconciliation.peak_rss_mb or 0) or None
     floor.rows, floor.megabytes = result.lines, result.megabytes_uncompressed
     typed.rows, typed.megabytes = typed_rows, result.megabytes_uncompressed
+    typed_load.rows, typed_load.megabytes = typed_load_rows, result.megabytes_uncompressed
     whole.rows = ingested_lines
     whole.note = "each run a process of its own: python -m orchestrate run"
     real_step.rows = lines_of(real)
@@ -542,8 +583,11 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         Step("generate", generate_seconds, result.lines, note="when first generated"),
         floor,
         typed,
+        typed_load,
         inner_step("ingest", rows=ingested_lines, megabytes=result.megabytes_uncompressed,
                    note=f"{as_text:,} lines read as text, {careful:,} checked one by one"),
+        *[Step(f"  of which {phase}", seconds, note=INGEST_PHASES.get(phase, ""))
+          for phase, seconds in (ingest_info.get("phase_seconds") or {}).items()],
         inner_step("dbt build"),
         checks,
         inner_step("psychometrics"),
@@ -566,6 +610,8 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     result.ratios = {
         "ingest / floor": ingest_seconds / floor.seconds,
         "ingest / typed parse": ingest_seconds / typed.seconds,
+        "ingest / typed load": ingest_seconds / typed_load.seconds,
+        "typed load / typed parse": typed_load.seconds / typed.seconds,
         "typed parse / floor": typed.seconds / floor.seconds,
         "full run / floor": whole.seconds / floor.seconds,
         "realistic day / full run": real_step.seconds / whole.seconds,
@@ -606,7 +652,7 @@ def format_table(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks", "psychometrics",
+GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", TYPED_LOAD, "ingest", "dbt build", "checks", "psychometrics",
                 "run (whole)", "pandas reference", "realistic day run", "stress day run")
 
 

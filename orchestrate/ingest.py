@@ -105,6 +105,14 @@ class FileResult:
     lines_read_as_text: int = 0  # lines judged from their text, not by the JSON reader
 
 
+# An ingest's phases, as IngestResult.phase_seconds names them.
+PHASES = {
+    "examine": "examining the files (checksums, line counts, the ledger)",
+    "judge": "reading and judging their lines",
+    "write": "writing raw, quarantine and ledger (one transaction a batch)",
+}
+
+
 @dataclass
 class IngestResult:
     loaded: list[FileResult] = field(default_factory=list)
@@ -112,6 +120,9 @@ class IngestResult:
     waiting: list[str] = field(default_factory=list)  # paths not renamed into place yet
     warnings: list[str] = field(default_factory=list)  # unknown folders, stray files
     seconds: float = 0.0
+    # where the seconds went (PHASES): examining the files, reading and judging their
+    # lines, writing raw tables, quarantine and ledger
+    phase_seconds: dict[str, float] = field(default_factory=dict)
 
     @property
     def rows_loaded(self) -> int:
@@ -984,15 +995,17 @@ def _check_lines(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, lon
 
 
 def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
-               fast_path: bool = True) -> list[FileResult]:
+               fast_path: bool = True, phase_seconds: dict[str, float] | None = None) -> list[FileResult]:
     """Load files of one table, with their ledger entries, in a single transaction. The
     lines are read and judged before it, into an in-memory database attached for this
     batch alone and detached after it, loaded or not (DuckDB scans tables written in the
-    open transaction on one core only)."""
+    open transaction on one core only). `phase_seconds` (PHASES) gets the seconds of
+    judging and of writing added."""
     work = f"{WORK_PREFIX}{uuid.uuid4().hex[:12]}"
     con.execute(f"attach ':memory:' as {work}")
     try:
-        return _load_batch(con, table, batch, fast_path, f"{work}.checked")
+        return _load_batch(con, table, batch, fast_path, f"{work}.checked",
+                           {} if phase_seconds is None else phase_seconds)
     finally:
         try:
             con.execute(f"detach {work}")
@@ -1001,7 +1014,8 @@ def load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch,
 
 
 def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast_path: bool,
-                checked: str) -> list[FileResult]:
+                checked: str, phase_seconds: dict[str, float]) -> list[FileResult]:
+    started = time.perf_counter()
     cols = list(table.columns)
     select_cols = ", ".join(
         f"cast(rec.{c} as {t})" if t in ("bigint", "double") else f"rec.{c}"
@@ -1011,6 +1025,8 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
     batch_lines = _lines_sql([p for _, p, _ in batch], longest)
     _check_lines(con, table, batch, longest, batch_lines, checked, fast_path)
     _quarantine_repeated_seqs(con, table, batch_lines, checked)
+    judged = time.perf_counter()
+    phase_seconds["judge"] = phase_seconds.get("judge", 0.0) + judged - started
     con.execute("begin transaction")
     try:
         loaded_at = load_time(con)
@@ -1067,6 +1083,7 @@ def _load_batch(con: duckdb.DuckDBPyConnection, table: Table, batch: Batch, fast
             "content_sha256) values " + ", ".join(ledger_rows)
         )
         con.execute("commit")
+        phase_seconds["write"] = phase_seconds.get("write", 0.0) + time.perf_counter() - judged
     except BaseException:
         try:
             con.execute("rollback")
@@ -1206,12 +1223,13 @@ def ingest(
               file=sys.stderr, flush=True)
     new, skipped = plan(con, delivery.files)
     result = IngestResult(skipped=skipped, waiting=[str(p) for p in delivery.waiting],
-                          warnings=delivery.warnings)
+                          warnings=delivery.warnings,
+                          phase_seconds={"examine": time.perf_counter() - started})
     total, done = len(new), 0
     for batch in batches(new, batch_bytes):
         table = TABLES[batch[0][0].table]
         try:
-            loaded = load_batch(con, table, batch, fast_path)
+            loaded = load_batch(con, table, batch, fast_path, result.phase_seconds)
         except duckdb.Error as exc:
             raise batch_failed(exc, batch, done) from exc
         result.loaded.extend(loaded)

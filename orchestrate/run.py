@@ -287,6 +287,7 @@ def summarize_ingest(result, extracts: str) -> dict:
         "files_skipped": len(result.skipped),
         "rows_loaded": result.rows_loaded,
         "lines_quarantined": result.lines_quarantined,
+        "phase_seconds": {name: round(seconds, 3) for name, seconds in result.phase_seconds.items()},
         "files": [f.__dict__ for f in result.loaded],
         "waiting": waiting,
         "warnings": warnings,

@@ -25,9 +25,11 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     proc = run_cli("bench", "--scale", "0.05", "--seed", "3", "--cache-dir", str(cache),
                    "--json", str(out))
     assert proc.returncode == 0, proc.stdout[-4000:] + proc.stderr[-3000:]
-    for label in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "checks",
+    for label in ("floor (scan)", "typed parse (read_json)", "typed load (into a file)", "ingest",
+                  "  of which examine", "  of which judge", "  of which write", "dbt build", "checks",
                   "run (whole)", "pandas reference", "agrees with the marts", "realistic day run",
-                  "stress day run", "ratio realistic day / full run", "ratio stress day / full run", "ratio ingest / typed parse", "ratio full run / pandas reference",
+                  "stress day run", "ratio realistic day / full run", "ratio stress day / full run", "ratio ingest / typed parse", "ratio ingest / typed load",
+                  "ratio typed load / typed parse", "ratio full run / pandas reference",
                   "peak resident memory", "load average",
                   "dbt build of the full run:", "dbt build of the realistic day:",
                   "each run a process of its own"):
@@ -40,16 +42,23 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     [result] = results
     steps = {s["name"]: s for s in result["steps"]}
     assert all(s["seconds"] > 0 for s in steps.values())
-    for name in ("floor (scan)", "typed parse (read_json)", "ingest", "dbt build", "run (whole)",
-                 "pandas reference", "realistic day run", "stress day run"):
+    for name in ("floor (scan)", "typed parse (read_json)", "typed load (into a file)", "ingest",
+                 "dbt build", "run (whole)", "pandas reference", "realistic day run", "stress day run"):
         assert steps[name]["peak_rss_mb"] > 0 and steps[name]["cpu_seconds"] > 0, name
     # the full run loads every file but the realistic day's new responses, held back
     assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] + result["held_back_lines"] == result["lines"] > 0
     assert result["held_back_lines"] > 0
-    assert steps["typed parse (read_json)"]["rows"] == result["lines"]
+    assert steps["typed parse (read_json)"]["rows"] == steps["typed load (into a file)"]["rows"] == result["lines"]
+    assert not list((cache / "work").glob("typed_load.duckdb*"))  # the floor's file is removed
+    # the ingest's phases, in order, within its seconds (its run's process start is outside)
+    phases = [s for s in result["steps"] if s["name"].startswith("  of which ")][:3]
+    assert [s["name"] for s in phases] == ["  of which examine", "  of which judge", "  of which write"]
+    assert all(s["note"] for s in phases)
+    assert 0 < sum(s["seconds"] for s in phases) <= steps["ingest"]["seconds"]
     # clean files are judged by the JSON reader, none from their text, none one by one
     assert steps["ingest"]["note"] == "0 lines read as text, 0 checked one by one"
-    assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "typed parse / floor",
+    assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "ingest / typed load",
+                                     "typed load / typed parse", "typed parse / floor",
                                      "full run / floor", "realistic day / full run", "stress day / full run",
                                      "full run / pandas reference"}
     assert result["peak_rss_mb"] > 0 and len(result["load_average"]) == 3

@@ -81,6 +81,25 @@ def test_ingesting_twice_loads_nothing_new(tmp_path, warehouse):
     }
 
 
+def test_an_ingest_says_where_its_seconds_went(tmp_path):
+    """Examining the files, judging their lines, writing them: each phase timed, within the
+    whole (the benchmark prints them); a delivery with nothing new only examines."""
+    from orchestrate.ingest import PHASES, ingest
+
+    extracts = tmp_path / "extracts"
+    small_extracts(extracts)
+    con = duckdb.connect(str(tmp_path / "w.duckdb"))
+    try:
+        first = ingest(extracts, con, progress=False)
+        assert set(first.phase_seconds) == set(PHASES) == {"examine", "judge", "write"}
+        assert all(seconds > 0 for seconds in first.phase_seconds.values())
+        assert sum(first.phase_seconds.values()) <= first.seconds
+        again = ingest(extracts, con, progress=False)
+        assert set(again.phase_seconds) == {"examine"} and again.phase_seconds["examine"] <= again.seconds
+    finally:
+        con.close()
+
+
 def test_identical_redelivery_under_another_name_is_skipped(tmp_path, warehouse):
     extracts = tmp_path / "extracts"
     small_extracts(extracts)
