@@ -107,7 +107,7 @@ class FileResult:
 
 # An ingest's phases, as IngestResult.phase_seconds names them.
 PHASES = {
-    "examine": "examining the files (checksums, line counts, the ledger)",
+    "examine": "listing and examining the files (checksums, line counts, against the ledger)",
     "judge": "reading and judging their lines",
     "write": "writing raw, quarantine and ledger (one transaction a batch)",
 }

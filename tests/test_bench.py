@@ -54,7 +54,7 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     phases = [s for s in result["steps"] if s["name"].startswith("  of which ")][:3]
     assert [s["name"] for s in phases] == ["  of which examine", "  of which judge", "  of which write"]
     assert all(s["note"] for s in phases)
-    assert 0 < sum(s["seconds"] for s in phases) <= steps["ingest"]["seconds"]
+    assert 0 < sum(s["seconds"] for s in phases) <= steps["ingest"]["seconds"] + 0.01  # 3 and 2 decimals
     # clean files are judged by the JSON reader, none from their text, none one by one
     assert steps["ingest"]["note"] == "0 lines read as text, 0 checked one by one"
     assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "ingest / typed load",
