@@ -686,6 +686,16 @@ def format_growth(results: list[BenchResult]) -> str:
     return "\n".join(lines)
 
 
+def step_colours() -> dict[str, str]:
+    """A colour of its own for each step of the growth line (matplotlib's default cycle has
+    10 colours, fewer than the steps: two steps drawn alike would be read as one)."""
+    from matplotlib import colormaps
+    from matplotlib.colors import to_hex
+
+    palette = colormaps["tab20"].colors
+    return {name: to_hex(palette[(2 * n) % 20 + (2 * n) // 20]) for n, name in enumerate(GROWTH_STEPS)}
+
+
 def draw_chart(results: list[BenchResult], out: Path) -> Path:
     """Seconds and peak memory per step against extract lines, one line per step (SVG)."""
     import matplotlib
@@ -697,15 +707,18 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
     results = sorted(results, key=lambda r: r.scale)
     figure, (time_axis, memory_axis) = plt.subplots(1, 2, figsize=(12, 5))
     x = [r.lines / 1e6 for r in results]
+    colours = step_colours()
     for name in GROWTH_STEPS:
         points = [(xi, r.step(name)) for xi, r in zip(x, results) if r.step(name)]
         if not points:
             continue
         style = "--" if name.startswith(("floor", "typed")) else (":" if name == "pandas reference" else "-")
-        time_axis.plot([p[0] for p in points], [p[1].seconds for p in points], style, marker="o", label=name)
+        time_axis.plot([p[0] for p in points], [p[1].seconds for p in points], style, marker="o", label=name,
+                       color=colours[name])
         memory = [(p[0], p[1].peak_rss_mb) for p in points if p[1].peak_rss_mb]
         if memory:
-            memory_axis.plot([m[0] for m in memory], [m[1] / 1024 for m in memory], style, marker="o", label=name)
+            memory_axis.plot([m[0] for m in memory], [m[1] / 1024 for m in memory], style, marker="o", label=name,
+                             color=colours[name])
     for axis, label in ((time_axis, "seconds"), (memory_axis, "peak resident memory (GB)")):
         axis.set_xlabel("extract lines (millions)")
         axis.set_ylabel(label)
@@ -716,12 +729,14 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
             axis.xaxis.set_minor_formatter(NullFormatter())
     time_axis.set_yscale("log")
     memory_axis.axhline(4, color="grey", linewidth=0.8)
-    memory_axis.text(min(x), 4, " 4 GB", va="bottom", color="grey")
+    # at the panel's left edge whatever the scales (x in the axes' fraction, y in GB)
+    memory_axis.text(0.01, 4, " 4 GB", va="bottom", color="grey", transform=memory_axis.get_yaxis_transform())
     # one legend for both panels, below them: inside a panel it hid the points it named
     handles, labels = time_axis.get_legend_handles_labels()
     figure.legend(handles, labels, loc="lower center", ncol=5, fontsize=8, frameon=False)
     scales = ", ".join(f"{r.scale:g}" for r in results)
-    figure.suptitle(f"bench: time and peak memory per step (scales {scales}, seed {results[0].seed})")
+    figure.suptitle(f"bench: time and peak memory per step (scale{'s' if len(results) > 1 else ''} "
+                    f"{scales}, seed {results[0].seed})")
     figure.tight_layout(rect=(0, 0.1, 1, 1))
     figure.savefig(out, format="svg")
     plt.close(figure)

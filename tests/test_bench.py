@@ -124,7 +124,7 @@ def test_the_growth_line_gives_each_steps_marginal_seconds_per_million_lines(tmp
     at each scale and (t2 - t1) / (lines2 - lines1) in seconds per million lines; a step
     missing at a scale (the pandas reference above its largest scale) shows '-'. The chart
     draws the same steps against the lines."""
-    from orchestrate.bench import draw_chart, format_growth
+    from orchestrate.bench import GROWTH_STEPS, draw_chart, format_growth, step_colours
 
     one = given_result(1, 2_000_000, 900, ingest=4.0, dbt_build=30.0, pandas_reference=12.0)
     three = given_result(3, 6_000_000, 1800, ingest=10.0, dbt_build=50.0, pandas_reference=33.0)
@@ -150,7 +150,13 @@ def test_the_growth_line_gives_each_steps_marginal_seconds_per_million_lines(tmp
     chart = draw_chart([one, three, ten], tmp_path / "growth.svg")
     svg = chart.read_text()
     ElementTree.fromstring(svg)
-    assert all(name in svg for name in ("ingest", "dbt build", "pandas reference", "4 GB"))
+    assert all(name in svg for name in ("ingest", "dbt build", "pandas reference", "4 GB", "scales 1, 3, 10"))
+    # every step a colour of its own (more steps than matplotlib's 10 default colours)
+    colours = step_colours()
+    assert set(colours) == set(GROWTH_STEPS) and len(set(colours.values())) == len(GROWTH_STEPS) > 10
+    assert all(f"stroke: {colours[name]}" in svg for name in ("ingest", "dbt build", "pandas reference"))
+    alone = draw_chart([ten], tmp_path / "one.svg").read_text()
+    assert "(scale 10, seed 3)" in alone
 
 
 def test_bench_of_several_scales_writes_each_scales_figures_and_ends_with_the_growth(
