@@ -64,7 +64,7 @@ import duckdb
 from orchestrate import contract
 from orchestrate.errors import UserError
 from orchestrate.ingest import PHASES as INGEST_PHASES
-from orchestrate.ingest import line_reader
+from orchestrate.ingest import line_reader, paths_sql
 from orchestrate.warehouse import PROJECT_DIR, connect
 
 DEFAULT_SCALES = [1.0, 3.0, 10.0, 30.0]
@@ -202,7 +202,7 @@ def ensure_extracts(cache: Path, scale: float, seed: int) -> tuple[Path, float]:
 def scan_floor(extracts: Path) -> tuple[float, int]:
     """Seconds for DuckDB to count every line of every file once, and the count."""
     files = extract_files(extracts)
-    paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+    paths = paths_sql(files)
     con = duckdb.connect()
     try:
         started = time.perf_counter()
@@ -217,7 +217,7 @@ def realistic_day_files(files: list[Path]) -> list[Path]:
     files of the last day on which new responses (`c`) arrived, the last day of the current
     school year's survey window."""
     responses = [p for p in files if p.parent.name == "survey_responses"]
-    paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in responses) + "]"
+    paths = paths_sql(responses)
     con = duckdb.connect()
     try:
         (last,) = con.execute(
@@ -241,7 +241,7 @@ def write_next_day(con: duckdb.DuckDBPyConnection, extracts: Path, share: float 
     (next_seq,) = con.execute("select max(_seq) + 1 from raw.question_responses").fetchone()
     pending = [p for p in pending if p.parent.name == "question_responses"]
     if pending:
-        paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in pending) + "]"
+        paths = paths_sql(pending)
         (pending_seq,) = con.execute(
             f"select max(_seq) + 1 from read_json({paths}, columns = {{'_seq': 'bigint'}}, "
             "format = 'newline_delimited')").fetchone()
@@ -306,7 +306,7 @@ def _typed_reads(extracts: Path) -> list[tuple[str, list[str], str]]:
         files = sorted((extracts / table.name).glob("*.ndjson.gz"))
         if not files:
             continue
-        paths = "[" + ", ".join("'" + str(p).replace("'", "''") + "'" for p in files) + "]"
+        paths = paths_sql(files)
         columns = {"_op": "varchar", "_ts": "varchar", "_seq": "bigint", **table.raw_columns()}
         spec = "{" + ", ".join(f"'{c}': '{t}'" for c, t in columns.items()) + "}"
         reads.append((table.name, list(columns), f"read_json({paths}, format='newline_delimited', "
@@ -338,7 +338,8 @@ def typed_load_floor(extracts: Path, database: Path) -> tuple[float, int]:
     checkpointed: DuckDB's own `create table ... as select * from read_json(...)`, what
     keeping the typed parse costs before a line is checked, numbered or quarantined, its
     file named or its unknown keys kept. And the number of rows."""
-    for stale in (database, database.with_name(database.name + ".wal")):
+    files = (database, database.with_name(database.name + ".wal"))
+    for stale in files:
         stale.unlink(missing_ok=True)
     con = duckdb.connect(str(database), config={
         "memory_limit": os.environ.get("DUCKDB_MEMORY_LIMIT", "3GB")})
@@ -356,7 +357,7 @@ def typed_load_floor(extracts: Path, database: Path) -> tuple[float, int]:
         return seconds, rows
     finally:
         con.close()
-        for made in (database, database.with_name(database.name + ".wal")):
+        for made in files:
             made.unlink(missing_ok=True)
 
 
@@ -692,8 +693,9 @@ def step_colours() -> dict[str, str]:
     from matplotlib import colormaps
     from matplotlib.colors import to_hex
 
-    palette = colormaps["tab20"].colors
-    return {name: to_hex(palette[(2 * n) % 20 + (2 * n) // 20]) for n, name in enumerate(GROWTH_STEPS)}
+    pairs = colormaps["tab20"].colors  # ten hues, each dark then light
+    palette = pairs[0::2] + pairs[1::2]  # the ten dark ones first
+    return {name: to_hex(palette[n]) for n, name in enumerate(GROWTH_STEPS)}
 
 
 def draw_chart(results: list[BenchResult], out: Path) -> Path:

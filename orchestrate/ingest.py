@@ -345,6 +345,11 @@ def _quote(path: Path) -> str:
     return "'" + str(path).replace("'", "''") + "'"
 
 
+def paths_sql(paths) -> str:
+    """Paths as a SQL list of string literals, for DuckDB's readers."""
+    return "[" + ", ".join(_quote(p) for p in paths) + "]"
+
+
 def _json_path(column: str) -> str:
     return f"'$.\"{column}\"'"
 
@@ -354,7 +359,7 @@ def _lines_sql(paths: list[Path], longest_line: int = 0, offset: int = 0) -> str
     files' order and each file's line order: one ordered pass, single-threaded; _judge
     reads runs of files at once). A batch with lines longer than read_csv's default limit
     raises the limit to fit them."""
-    files = "[" + ", ".join(_quote(p) for p in paths) + "]"
+    files = paths_sql(paths)
     limit = longest_line + 1024 if longest_line + 1024 > DEFAULT_MAX_LINE_SIZE else None
     return (
         f"select filename, ordinality::bigint + {int(offset)} as n, line "
@@ -513,7 +518,7 @@ def _mapped_lines_sql(table: Table, items: "Batch", first_lines: dict[str, tuple
     text (_fast_lines_sql), which keeps the text of the lines the careful path judges and
     the numbers of the lines after an empty one."""
     known, known_list = _known(table)
-    files = "[" + ", ".join(_quote(path) for _, path, _ in items) + "]"
+    files = paths_sql(path for _, path, _ in items)
     size = max(longest_line + 1024, 16 * 1024 * 1024)
     starts, start = [], 0  # each file's lines in the reader's sequence start after `start`
     for meta, path, examined in items:
