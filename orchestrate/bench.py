@@ -20,6 +20,10 @@ and the psychometrics libraries included, every day):
   files (checksums, line counts), reading and judging their lines, writing;
 - build: a full `dbt build`; checks: the data-quality checks and reconciliation;
   psychometrics; run: the whole `run`;
+- dbt floor: dbt itself building a throwaway project of as many models, data tests and
+  seeds as the full run's build ran, each doing nothing (one-row tables, not_null tests),
+  from a full parse in a process of its own -- what dbt costs for that many nodes, before
+  any of this project's work: the fixed cost a small run cannot go below;
 - pandas reference: orchestrate/reference_pandas.py (a single-threaded pandas script
   computing the same six results marts from the same extracts, run as its own process)
   -- timed only after it is checked to agree with the marts (numbers to 1e-9, the same
@@ -69,6 +73,8 @@ from orchestrate.warehouse import PROJECT_DIR, connect
 
 DEFAULT_SCALES = [1.0, 3.0, 10.0, 30.0]
 TYPED_LOAD = "typed load (into a file)"
+DBT_FLOOR = "dbt floor (same nodes, no work)"
+DBT_FLOOR_LABEL = "floor (as many nodes, doing nothing)"
 REFERENCE_MAX_SCALE = 10.0
 
 
@@ -361,6 +367,80 @@ def typed_load_floor(extracts: Path, database: Path) -> tuple[float, int]:
             made.unlink(missing_ok=True)
 
 
+def write_dbt_floor_project(folder: Path, models: int, tests: int, seeds: int, threads: int) -> None:
+    """A throwaway dbt project (made afresh in `folder`) of `models` one-row tables in a
+    binary tree (model i reads model (i - 1) // 2, the first a seed, so the threads have
+    work side by side as in a real DAG), `tests` not_null data tests spread over the
+    models' columns, and `seeds` one-row seeds: nodes that do nothing. Built on DuckDB with
+    `threads`, the log file at info level as this project's is."""
+    shutil.rmtree(folder, ignore_errors=True)
+    (folder / "models").mkdir(parents=True)
+    (folder / "seeds").mkdir()
+    models = max(models, 1)
+    width = max(1, -(-tests // models))  # columns per model: enough for every test
+    (folder / "dbt_project.yml").write_text(
+        "name: dbt_floor\nversion: '1.0'\nconfig-version: 2\nprofile: dbt_floor\n"
+        "flags:\n  send_anonymous_usage_stats: false\n  log_level_file: info\n"
+        "models:\n  dbt_floor:\n    +materialized: table\n")
+    profile = {"type": "duckdb", "path": str(folder / "floor.duckdb"), "threads": threads}
+    (folder / "profiles.yml").write_text(json.dumps({"dbt_floor": {"target": "floor",
+                                                                   "outputs": {"floor": profile}}}))
+    for n in range(seeds):
+        (folder / "seeds" / f"seed_{n}.csv").write_text("id\n1\n")
+    columns = ", ".join(f"1 as c{c}" for c in range(width))
+    for n in range(models):
+        parent = f"ref('model_{(n - 1) // 2}')" if n else ("ref('seed_0')" if seeds else None)
+        source = f" from {{{{ {parent} }}}}" if parent else ""
+        (folder / "models" / f"model_{n}.sql").write_text(f"select {columns}{source}\n")
+    tested: dict[int, list[dict]] = {}
+    for t in range(tests):
+        tested.setdefault(t % models, []).append({"name": f"c{t // models}", "data_tests": ["not_null"]})
+    (folder / "models" / "schema.yml").write_text(json.dumps({"version": 2, "models": [
+        {"name": f"model_{n}", "columns": columns} for n, columns in sorted(tested.items())]}))
+
+
+def dbt_floor(nodes_by_type: dict[str, int], folder: Path) -> dict:
+    """dbt's own cost for a build of as many models, data tests and seeds as
+    `nodes_by_type` counts, each doing nothing (write_dbt_floor_project, in `folder`,
+    removed afterwards): `dbt build` from a full parse in a process of its own, as a first
+    run's build is. Its cost as dbt_cost gives a run's, with the process's CPU seconds and
+    peak memory."""
+    models, tests, seeds = (nodes_by_type.get(kind, 0) for kind in ("model", "test", "seed"))
+    write_dbt_floor_project(folder, models, tests, seeds, int(os.environ.get("DBT_THREADS", "2")))
+    results = folder / "target" / "run_results.json"
+    started = time.perf_counter()
+    proc = subprocess.Popen(
+        [sys.executable, "-c", "from dbt.cli.main import cli; cli()", "build", "--no-partial-parse",
+         "--quiet", "--project-dir", str(folder), "--profiles-dir", str(folder), "--profile", "dbt_floor",
+         "--target", "floor", "--target-path", str(results.parent), "--log-path", str(folder / "logs")],
+        cwd=folder)
+    cpu, peak = _wait(proc)
+    seconds = time.perf_counter() - started
+    if proc.returncode != 0 or not results.exists():  # the project is left in place to look at
+        raise UserError(f"dbt could not build the floor's throwaway project in {folder} (exit "
+                        f"{proc.returncode}); its output is above. Fix what it names, then run "
+                        "the benchmark again.")
+    run_results = json.loads(results.read_text())
+    shutil.rmtree(folder, ignore_errors=True)
+    nodes = run_results["results"]
+    phase = float(run_results["elapsed_time"])
+    by_type: dict[str, int] = {}
+    for node in nodes:
+        kind = node["unique_id"].split(".")[0]
+        by_type[kind] = by_type.get(kind, 0) + 1
+    return {
+        "step_seconds": seconds,
+        "outside_nodes_seconds": max(0.0, seconds - phase),
+        "node_phase_seconds": phase,
+        "nodes": len(nodes),
+        "nodes_by_type": by_type,
+        "node_seconds_summed": sum(node.get("execution_time") or 0.0 for node in nodes),
+        "wall_ms_per_node": 1000 * phase / len(nodes),
+        "cpu_seconds": cpu,
+        "peak_rss_mb": peak,
+    }
+
+
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
     """Wait for a child process; its CPU seconds and peak resident MB as the operating
     system counted them for it alone (wait4), its exit status in proc.returncode."""
@@ -460,11 +540,15 @@ def dbt_cost(report: dict) -> dict | None:
     }
 
 
-def format_dbt_cost(label: str, cost: dict) -> str:
+def _counted(nodes_by_type: dict[str, int]) -> str:
+    """'45 models, 262 data tests, 7 seeds': nodes by type, the most numerous first."""
     kinds = {"model": "models", "test": "data tests", "unit_test": "unit tests", "seed": "seeds",
              "snapshot": "snapshots", "operation": "hooks"}
-    by_type = ", ".join(f"{n} {kinds.get(t, t)}" for t, n in sorted(cost["nodes_by_type"].items(),
-                                                                       key=lambda kv: -kv[1]))
+    return ", ".join(f"{n} {kinds.get(t, t)}" for t, n in sorted(nodes_by_type.items(), key=lambda kv: -kv[1]))
+
+
+def format_dbt_cost(label: str, cost: dict) -> str:
+    by_type = _counted(cost["nodes_by_type"])
     return (f"dbt build of the {label}: {cost['step_seconds']:.1f} s = "
             f"{cost['outside_nodes_seconds']:.1f} s outside its node phase (import, parse, artifacts) + "
             f"{cost['node_phase_seconds']:.1f} s running {cost['nodes']} nodes ({by_type}): "
@@ -527,6 +611,11 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         whole, full, run_sampler, first_step = _run("run (whole)", inbox, work / "reports")
         inner = _run_steps(run_sampler, first_step, full, ["ingest", "dbt build", "checks", "reconciliation",
                                                            "psychometrics"])
+        full_cost = dbt_cost(full)
+        floor_cost = None
+        if full_cost:
+            _say(f"scale {scale:g}: dbt's own floor: a build of {full_cost['nodes']} nodes that do nothing ...")
+            floor_cost = dbt_floor(full_cost["nodes_by_type"], work / "dbt_floor")
         ingest_info = full.get("ingest") or {}
         loaded = ingest_info.get("files", [])
         result.megabytes_uncompressed = sum(f["bytes_uncompressed"] for f in loaded) / 1e6
@@ -595,6 +684,11 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         *[Step(f"  of which {phase}", seconds, note=INGEST_PHASES.get(phase, ""))
           for phase, seconds in (ingest_info.get("phase_seconds") or {}).items()],
         inner_step("dbt build"),
+        *([Step(DBT_FLOOR, floor_cost["step_seconds"], cpu_seconds=floor_cost["cpu_seconds"],
+                peak_rss_mb=floor_cost["peak_rss_mb"],
+                note=(f"{floor_cost['node_phase_seconds']:.1f} s running "
+                      f"{_counted(floor_cost['nodes_by_type'])}, the rest importing dbt and parsing"))]
+          if floor_cost else []),
         checks,
         inner_step("psychometrics"),
         whole,
@@ -623,12 +717,16 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
         "realistic day / full run": real_step.seconds / whole.seconds,
         "stress day / full run": day_step.seconds / whole.seconds,
     }
+    if floor_cost:
+        result.ratios["dbt build / dbt floor"] = result.step("dbt build").seconds / floor_cost["step_seconds"]
     if reference:
         result.ratios["full run / pandas reference"] = whole.seconds / reference["process_seconds"]
     for label, report in (("full run", full), ("realistic day", real), ("stress day", day)):
         cost = dbt_cost(report)
         if cost:
             result.dbt_costs[label] = cost
+    if floor_cost:
+        result.dbt_costs[DBT_FLOOR_LABEL] = floor_cost
     # The warehouse's processes (each run: ingest, dbt, checks, psychometrics, in one) and
     # the floors measured in this one: the largest peak of any step. Not this process's
     # ru_maxrss, which also counts the generator (the reference's peak is on its own line).
@@ -658,8 +756,8 @@ def format_table(result: BenchResult) -> str:
     return "\n".join(lines)
 
 
-GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", TYPED_LOAD, "ingest", "dbt build", "checks", "psychometrics",
-                "run (whole)", "pandas reference", "realistic day run", "stress day run")
+GROWTH_STEPS = ("floor (scan)", "typed parse (read_json)", TYPED_LOAD, "ingest", "dbt build", DBT_FLOOR, "checks",
+                "psychometrics", "run (whole)", "pandas reference", "realistic day run", "stress day run")
 
 
 def format_growth(results: list[BenchResult]) -> str:
@@ -714,7 +812,7 @@ def draw_chart(results: list[BenchResult], out: Path) -> Path:
         points = [(xi, r.step(name)) for xi, r in zip(x, results) if r.step(name)]
         if not points:
             continue
-        style = "--" if name.startswith(("floor", "typed")) else (":" if name == "pandas reference" else "-")
+        style = "--" if name.startswith(("floor", "typed")) or name == DBT_FLOOR else (":" if name == "pandas reference" else "-")
         time_axis.plot([p[0] for p in points], [p[1].seconds for p in points], style, marker="o", label=name,
                        color=colours[name])
         memory = [(p[0], p[1].peak_rss_mb) for p in points if p[1].peak_rss_mb]

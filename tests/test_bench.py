@@ -32,6 +32,8 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
                   "ratio typed load / typed parse", "ratio full run / pandas reference",
                   "peak resident memory", "load average",
                   "dbt build of the full run:", "dbt build of the realistic day:",
+                  "dbt floor (same nodes, no work)", "ratio dbt build / dbt floor",
+                  "dbt build of the floor (as many nodes, doing nothing):",
                   "each run a process of its own"):
         assert label in proc.stdout, label
     assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
@@ -43,7 +45,7 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     steps = {s["name"]: s for s in result["steps"]}
     assert all(s["seconds"] > 0 for s in steps.values())
     for name in ("floor (scan)", "typed parse (read_json)", "typed load (into a file)", "ingest",
-                 "dbt build", "run (whole)", "pandas reference", "realistic day run", "stress day run"):
+                 "dbt build", "dbt floor (same nodes, no work)", "run (whole)", "pandas reference", "realistic day run", "stress day run"):
         assert steps[name]["peak_rss_mb"] > 0 and steps[name]["cpu_seconds"] > 0, name
     # the full run loads every file but the realistic day's new responses, held back
     assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] + result["held_back_lines"] == result["lines"] > 0
@@ -60,13 +62,14 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     assert set(result["ratios"]) == {"ingest / floor", "ingest / typed parse", "ingest / typed load",
                                      "typed load / typed parse", "typed parse / floor",
                                      "full run / floor", "realistic day / full run", "stress day / full run",
-                                     "full run / pandas reference"}
+                                     "full run / pandas reference", "dbt build / dbt floor"}
     assert result["peak_rss_mb"] > 0 and len(result["load_average"]) == 3
 
     # where each dbt build went: outside its nodes (import, parse) and running them
     costs = result["dbt_costs"]
-    assert set(costs) == {"full run", "realistic day", "stress day"}
-    full, day = costs["full run"], costs["realistic day"]
+    floor_label = "floor (as many nodes, doing nothing)"
+    assert set(costs) == {"full run", "realistic day", "stress day", floor_label}
+    full, day, floor = costs["full run"], costs["realistic day"], costs[floor_label]
     for cost in costs.values():
         assert sum(cost["nodes_by_type"].values()) == cost["nodes"] > 0
         assert 0 < cost["node_phase_seconds"] <= cost["step_seconds"]
@@ -76,6 +79,13 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     # unit tests check code, not data: CI runs them, a production run's build does not
     assert "unit_test" not in full["nodes_by_type"] and "unit_test" not in day["nodes_by_type"]
     assert day["nodes"] < full["nodes"]  # the day builds what its files reach
+    # dbt's floor: as many models, data tests and seeds as the full run's build, built
+    # (all of them passing) in a process of its own, its throwaway project removed
+    assert {kind: floor["nodes_by_type"][kind] for kind in ("model", "test", "seed")} == {
+        kind: full["nodes_by_type"][kind] for kind in ("model", "test", "seed")}
+    assert floor["step_seconds"] == steps["dbt floor (same nodes, no work)"]["seconds"]
+    assert result["ratios"]["dbt build / dbt floor"] == steps["dbt build"]["seconds"] / floor["step_seconds"]
+    assert not (cache / "work" / "dbt_floor").exists()
 
     # the chart beside the figures: an SVG naming the steps
     chart = out.with_suffix(".svg")
