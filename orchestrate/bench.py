@@ -423,22 +423,9 @@ def dbt_floor(nodes_by_type: dict[str, int], folder: Path) -> dict:
     run_results = json.loads(results.read_text())
     shutil.rmtree(folder, ignore_errors=True)
     nodes = run_results["results"]
-    phase = float(run_results["elapsed_time"])
-    by_type: dict[str, int] = {}
-    for node in nodes:
-        kind = node["unique_id"].split(".")[0]
-        by_type[kind] = by_type.get(kind, 0) + 1
-    return {
-        "step_seconds": seconds,
-        "outside_nodes_seconds": max(0.0, seconds - phase),
-        "node_phase_seconds": phase,
-        "nodes": len(nodes),
-        "nodes_by_type": by_type,
-        "node_seconds_summed": sum(node.get("execution_time") or 0.0 for node in nodes),
-        "wall_ms_per_node": 1000 * phase / len(nodes),
-        "cpu_seconds": cpu,
-        "peak_rss_mb": peak,
-    }
+    return {**_cost(seconds, float(run_results["elapsed_time"]), [n["unique_id"].split(".")[0] for n in nodes],
+                    [n.get("execution_time") or 0.0 for n in nodes]),
+            "cpu_seconds": cpu, "peak_rss_mb": peak}
 
 
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
@@ -525,18 +512,24 @@ def dbt_cost(report: dict) -> dict | None:
     nodes = [r for r in dbt.get("results") or [] if r.get("resource_type") != "exposure"]
     if not nodes or not dbt.get("elapsed"):
         return None
-    step, phase = _step_seconds(report, "dbt build"), float(dbt["elapsed"])
+    return _cost(_step_seconds(report, "dbt build"), float(dbt["elapsed"]),
+                 [node["resource_type"] for node in nodes], [node.get("seconds") or 0.0 for node in nodes])
+
+
+def _cost(step: float, phase: float, kinds: list[str], timings: list[float]) -> dict:
+    """A build's cost from its step's seconds, its node phase and its nodes' kinds and
+    own timings."""
     by_type: dict[str, int] = {}
-    for node in nodes:
-        by_type[node["resource_type"]] = by_type.get(node["resource_type"], 0) + 1
+    for kind in kinds:
+        by_type[kind] = by_type.get(kind, 0) + 1
     return {
         "step_seconds": step,
         "outside_nodes_seconds": max(0.0, step - phase),
         "node_phase_seconds": phase,
-        "nodes": len(nodes),
+        "nodes": len(kinds),
         "nodes_by_type": by_type,
-        "node_seconds_summed": sum(node.get("seconds") or 0.0 for node in nodes),
-        "wall_ms_per_node": 1000 * phase / len(nodes),
+        "node_seconds_summed": sum(timings),
+        "wall_ms_per_node": 1000 * phase / len(kinds),
     }
 
 
