@@ -37,13 +37,13 @@ import re
 import sys
 import time
 import uuid
-import zlib
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 
 import duckdb
+from isal import isal_zlib  # zlib's API on Intel's ISA-L: inflates about twice as fast
 
 from orchestrate import contract
 from orchestrate.contract import TABLES, Table
@@ -210,7 +210,7 @@ def read_to_end(path: Path) -> Examined:
     check that its gzip stream (or streams: gzip allows several members) ends cleanly."""
     raw, content = hashlib.sha256(), hashlib.sha256()
     size, line, longest, newlines, uncompressed = 0, 0, 0, 0, 0
-    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)  # gzip format only
+    inflater = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)  # gzip format only
 
     def take(piece: bytes) -> None:
         nonlocal line, longest, newlines, uncompressed
@@ -231,10 +231,10 @@ def read_to_end(path: Path) -> Examined:
             data = chunk
             while data:
                 if inflater.eof:  # another gzip member follows
-                    inflater = zlib.decompressobj(zlib.MAX_WBITS | 16)
+                    inflater = isal_zlib.decompressobj(isal_zlib.MAX_WBITS | 16)
                 try:
                     take(inflater.decompress(data, CHUNK))
-                except zlib.error as exc:
+                except isal_zlib.error as exc:
                     return Examined(raw.hexdigest(), problem=(
                         f"not a readable gzip stream (damaged near byte {size:,}: {exc})"))
                 data = inflater.unused_data if inflater.eof else inflater.unconsumed_tail

@@ -113,6 +113,29 @@ def test_a_file_that_cannot_be_read_to_its_end_is_refused_then_loads_when_comple
     assert counts(db) == {"raw": 5_000, "quarantined": 0, "ledger": 2}
 
 
+def test_a_file_of_several_gzip_members_loads_every_line_of_each(tmp_path, warehouse):
+    """gzip allows members one after another (`cat a.gz b.gz`, a writer that appends): the
+    file is read to its end through each member, and every line loads with its number."""
+    extracts = tmp_path / "extracts"
+    path = write_extract(extracts, "question_responses", DAY1, [])
+    first, second = answers(1, 1_500), answers(1_501, 700)
+    path.write_bytes(gzip_bytes(first) + gzip_bytes(second, level=1, mtime=1_700_000_000))
+
+    proc = run_cli("ingest", "--extracts", str(extracts), check=True)
+    assert "ingested 1 new files (2200 rows, 0 lines quarantined)" in proc.stdout
+    assert query(warehouse, "select count(*), min(_source_line), max(_source_line), "
+                            "count(distinct _source_line), max(_seq) from raw.question_responses"
+                 ) == [(2_200, 1, 2_200, 2_200, 2_200)]
+    # its content is every member's: a one-member copy of the same lines is the same file
+    whole = hashlib.sha256(gzip.decompress(path.read_bytes())).hexdigest()
+    assert query(warehouse, "select line_count, rows_loaded, content_sha256 from raw.ingest_ledger"
+                 ) == [(2_200, 2_200, whole)]
+    copy = path.with_name(path.name.replace("__0000.", "__0001."))
+    copy.write_bytes(gzip_bytes(first + second))
+    proc = run_cli("ingest", "--extracts", str(extracts), check=True)
+    assert "ingested 0 new files" in proc.stdout and f"same content as {path.name}" in proc.stderr
+
+
 # --------------------------------------------------------------------------------------
 # Redelivery recognised by content
 
