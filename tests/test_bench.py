@@ -32,8 +32,8 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
                   "ratio typed load / typed parse", "ratio full run / pandas reference",
                   "peak resident memory", "load average",
                   "dbt build of the full run:", "dbt build of the realistic day:",
-                  "dbt floor (same nodes, no work)", "ratio dbt build / dbt floor",
-                  "dbt build of the floor (as many nodes, doing nothing):",
+                  "dbt floor (no-op nodes)", "ratio dbt build / dbt floor",
+                  "dbt build of the floor (as many no-op nodes):",
                   "each run a process of its own"):
         assert label in proc.stdout, label
     assert "[reference]" in proc.stderr and "[bench]" in proc.stderr  # long work shows progress
@@ -45,7 +45,7 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     steps = {s["name"]: s for s in result["steps"]}
     assert all(s["seconds"] > 0 for s in steps.values())
     for name in ("floor (scan)", "typed parse (read_json)", "typed load (into a file)", "ingest",
-                 "dbt build", "dbt floor (same nodes, no work)", "run (whole)", "pandas reference", "realistic day run", "stress day run"):
+                 "dbt build", "dbt floor (no-op nodes)", "run (whole)", "pandas reference", "realistic day run", "stress day run"):
         assert steps[name]["peak_rss_mb"] > 0 and steps[name]["cpu_seconds"] > 0, name
     # the full run loads every file but the realistic day's new responses, held back
     assert steps["floor (scan)"]["rows"] == steps["ingest"]["rows"] + result["held_back_lines"] == result["lines"] > 0
@@ -67,7 +67,7 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
 
     # where each dbt build went: outside its nodes (import, parse) and running them
     costs = result["dbt_costs"]
-    floor_label = "floor (as many nodes, doing nothing)"
+    floor_label = "floor (as many no-op nodes)"
     assert set(costs) == {"full run", "realistic day", "stress day", floor_label}
     full, day, floor = costs["full run"], costs["realistic day"], costs[floor_label]
     for cost in costs.values():
@@ -83,7 +83,7 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     # (all of them passing) in a process of its own, its throwaway project removed
     assert {kind: floor["nodes_by_type"][kind] for kind in ("model", "test", "seed")} == {
         kind: full["nodes_by_type"][kind] for kind in ("model", "test", "seed")}
-    assert floor["step_seconds"] == steps["dbt floor (same nodes, no work)"]["seconds"]
+    assert floor["step_seconds"] == steps["dbt floor (no-op nodes)"]["seconds"]
     assert result["ratios"]["dbt build / dbt floor"] == steps["dbt build"]["seconds"] / floor["step_seconds"]
     assert not (cache / "work" / "dbt_floor").exists()
 
@@ -118,6 +118,47 @@ def test_bench_measures_every_step_and_the_reference(tmp_path):
     # and the run built only what the day changes
     assert steps["  of which dbt build (stress)"]["note"].startswith("only what changed since run")
     assert steps["  of which dbt build (stress)"]["note"].endswith("downstream of question_responses")
+
+
+def test_dbts_floor_is_a_project_of_as_many_no_op_nodes(tmp_path):
+    """The floor's throwaway project: one-row tables in a binary tree from the first seed,
+    each data test on a column of its own (more tests than models), one-row seeds."""
+    from orchestrate.bench import write_dbt_floor_project
+
+    folder = tmp_path / "floor"
+    write_dbt_floor_project(folder, models=5, tests=12, seeds=2, threads=3)
+    models = {p.stem: p.read_text() for p in (folder / "models").glob("*.sql")}
+    assert sorted(models) == [f"model_{n}" for n in range(5)]
+    assert "ref('seed_0')" in models["model_0"]
+    for n in range(1, 5):
+        assert f"ref('model_{(n - 1) // 2}')" in models[f"model_{n}"]
+    tested = [(model["name"], column["name"], test)
+              for model in json.loads((folder / "models" / "schema.yml").read_text())["models"]
+              for column in model["columns"] for test in column["data_tests"]]
+    assert len(tested) == len(set(tested)) == 12 and {t for _, _, t in tested} == {"not_null"}
+    assert all(f"as {column}" in models[model] for model, column, _ in tested)
+    assert sorted(p.name for p in (folder / "seeds").iterdir()) == ["seed_0.csv", "seed_1.csv"]
+    profile = json.loads((folder / "profiles.yml").read_text())["dbt_floor"]["outputs"]["floor"]
+    assert profile["threads"] == 3 and profile["type"] == "duckdb"
+
+
+def test_dbts_floor_builds_them_whatever_dbt_settings_the_environment_has(tmp_path, monkeypatch, capsys):
+    """The floor is dbt itself building the nodes asked for, in a process of its own that
+    does not inherit settings that would select, skip or redirect nodes; a floor that did
+    not build exactly those nodes is left out with a warning, its project kept."""
+    from orchestrate.bench import dbt_floor
+
+    monkeypatch.setenv("DBT_EXCLUDE_RESOURCE_TYPES", "test")
+    monkeypatch.setenv("DBT_TARGET", "ci_snowflake")
+    monkeypatch.setenv("DBT_PROFILES_DIR", str(tmp_path / "nowhere"))
+    folder = tmp_path / "floor"
+    cost = dbt_floor({"model": 3, "test": 7, "seed": 1, "operation": 1}, folder)
+    assert cost["nodes_by_type"] == {"model": 3, "test": 7, "seed": 1}
+    assert 0 < cost["node_phase_seconds"] <= cost["step_seconds"] and cost["peak_rss_mb"] > 0
+    assert not folder.exists()
+
+    assert dbt_floor({"model": 0, "test": 0, "seed": 0}, folder) is None  # it can only build a model
+    assert "warning: dbt's floor built" in capsys.readouterr().err and (folder / "dbt_project.yml").exists()
 
 
 def given_result(scale: float, lines: int, peak_mb: float, **seconds: float):

@@ -11,8 +11,10 @@ import gzip
 import hashlib
 import os
 import shutil
+import struct
 import subprocess
 import sys
+import zlib
 from datetime import datetime
 from pathlib import Path
 
@@ -134,6 +136,40 @@ def test_a_file_of_several_gzip_members_loads_every_line_of_each(tmp_path, wareh
     copy.write_bytes(gzip_bytes(first + second))
     proc = run_cli("ingest", "--extracts", str(extracts), check=True)
     assert "ingested 0 new files" in proc.stdout and f"same content as {path.name}" in proc.stderr
+
+
+def gzip_member(data: bytes, name: bytes = b"", comment: bytes = b"", header_crc: bool = False) -> bytes:
+    """One gzip member with the optional header fields some writers add (RFC 1952):
+    a file name, a comment, a CRC of the header."""
+    flags = (8 if name else 0) | (16 if comment else 0) | (2 if header_crc else 0)
+    header = b"\x1f\x8b\x08" + bytes([flags]) + struct.pack("<I", 0) + b"\x00\xff"
+    header += (name + b"\x00" if name else b"") + (comment + b"\x00" if comment else b"")
+    if header_crc:
+        header += struct.pack("<H", zlib.crc32(header) & 0xFFFF)
+    deflater = zlib.compressobj(6, zlib.DEFLATED, -15)
+    body = deflater.compress(data) + deflater.flush()
+    return header + body + struct.pack("<II", zlib.crc32(data), len(data))
+
+
+@pytest.mark.parametrize("fields", [{}, {"name": b"part.ndjson"},
+                                    {"name": b"part.ndjson", "comment": b"written by job 7"},
+                                    {"header_crc": True}])
+def test_a_member_header_cut_by_a_read_is_read_whole(tmp_path, monkeypatch, fields):
+    """The examining pass reads files in pieces: a later member's header, with whatever
+    optional fields it has, falls across two pieces at some offset, and the file must still
+    read to its end with every line (checked against Python's gzip module)."""
+    from orchestrate import ingest
+
+    first, second = ("\n".join(answers(1, 40)) + "\n").encode(), ("\n".join(answers(41, 30)) + "\n").encode()
+    blob = gzip_member(first) + gzip_member(second, **fields)
+    expected = gzip.decompress(blob)
+    path = tmp_path / "file.ndjson.gz"
+    path.write_bytes(blob)
+    for piece in range(1, 40):  # every cut through the second member's header, and more
+        monkeypatch.setattr(ingest, "CHUNK", piece)
+        found = ingest.read_to_end(path)
+        assert found.problem is None, (piece, found.problem)
+        assert (found.content_sha256, found.size) == (hashlib.sha256(expected).hexdigest(), len(expected)), piece
 
 
 # --------------------------------------------------------------------------------------
