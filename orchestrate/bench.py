@@ -423,14 +423,15 @@ def dbt_floor(nodes_by_type: dict[str, int], folder: Path) -> dict | None:
     seconds = time.perf_counter() - started
     run_results = json.loads(results.read_text()) if results.exists() else {"results": []}
     nodes = run_results["results"]
-    built = {kind: sum(n["unique_id"].startswith(kind + ".") for n in nodes) for kind in asked}
+    kinds = [n["unique_id"].split(".")[0] for n in nodes]
+    built = {kind: kinds.count(kind) for kind in asked}
     if proc.returncode != 0 or built != asked:  # the project is left in place to look at
         _say(f"warning: dbt's floor built {built} of {asked} (exit {proc.returncode}; its output is above, "
              f"its project in {folder}): the figures go on without it. A bug in write_dbt_floor_project, "
              "or this machine (disk, memory): look at the project, then run the benchmark again.")
         return None
     shutil.rmtree(folder, ignore_errors=True)
-    return {**_cost(seconds, float(run_results["elapsed_time"]), [n["unique_id"].split(".")[0] for n in nodes],
+    return {**_cost(seconds, float(run_results["elapsed_time"]), kinds,
                     [n.get("execution_time") or 0.0 for n in nodes]),
             "cpu_seconds": cpu, "peak_rss_mb": peak}
 
