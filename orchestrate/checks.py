@@ -11,6 +11,10 @@ from dbt's manifest, so the same file works on DuckDB and on Snowflake.
 - Snowflake: the query is a great-expectations SQL query asset on a Snowflake datasource
   (needs snowflake-sqlalchemy; settings from the same environment variables as profiles.yml).
 
+great-expectations validates in a process of its own (Validator, `python -m
+orchestrate.checks`), which `run` starts first thing when a suite will validate: its
+import, about 5 s, then overlaps the run's ingest and dbt's parse.
+
 Reconciliation is plain SQL, the files -> raw accounting: every line of every file is
 loaded or quarantined, every loaded row is in its raw table, every quarantined line is kept.
 
@@ -25,7 +29,10 @@ import json
 import logging
 import math
 import os
+import pickle
 import re
+import subprocess
+import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
@@ -191,20 +198,46 @@ class Relations:
 # Validating a suite's rows on a warehouse (orchestrate/warehouse.py's connections)
 
 
-def _validate(warehouse, context, suite, gx_suite, sql: str, result_format: dict):
-    """DuckDB: the rows as a pandas DataFrame (gx's SQLAlchemy path through duckdb-engine
-    is broken upstream); Snowflake: a SQL query asset."""
-    if warehouse.kind == "snowflake":
+def _validate(context, suite: Suite, rows) -> list[dict]:
+    """The suite's results, in the suite file's order, one dict per expectation
+    (_expectation_result). `rows`: DuckDB, the query's rows as a pandas DataFrame
+    (great-expectations' SQLAlchemy path through duckdb-engine is broken upstream);
+    Snowflake, a SnowflakeQuery (a SQL query asset). A malformed expectation raises
+    UserError; a query that fails raises what great-expectations raised."""
+    gx_suite = context.suites.add(build_gx_suite(suite))
+    result_format = {
+        "result_format": "SUMMARY",
+        "unexpected_index_column_names": suite.id_columns,
+        "partial_unexpected_count": 10,
+    }
+    if isinstance(rows, SnowflakeQuery):
         datasource = context.data_sources.add_or_update_snowflake(
-            name="warehouse", connection_string=warehouse.connection_details())
-        asset = datasource.add_query_asset(name=suite.name, query=sql)
+            name="warehouse", connection_string=rows.connection)
+        asset = datasource.add_query_asset(name=suite.name, query=rows.sql)
         batch = asset.add_batch_definition_whole_table("all").get_batch()
     else:
         datasource = context.data_sources.add_or_update_pandas("warehouse")
         asset = datasource.add_dataframe_asset(name=suite.name)
         batch = asset.add_batch_definition_whole_dataframe("all").get_batch(
-            batch_parameters={"dataframe": warehouse.df(sql)})
-    return batch.validate(gx_suite, result_format=result_format)
+            batch_parameters={"dataframe": rows})
+    validation = batch.validate(gx_suite, result_format=result_format)
+    # gx does not keep the suite's order: match results to the file by expectation id
+    position = {e.id: n for n, e in enumerate(gx_suite.expectations)}
+    return [_expectation_result(suite.expectations[position[r.expectation_config.id]], r)
+            for r in sorted(validation.results, key=lambda r: position[r.expectation_config.id])]
+
+
+@dataclass
+class SnowflakeQuery:
+    """A suite's rows on Snowflake: its query and great-expectations' connection to it."""
+    sql: str
+    connection: dict
+
+
+def _rows(warehouse, sql: str):
+    if warehouse.kind == "snowflake":
+        return SnowflakeQuery(sql, warehouse.connection_details())
+    return warehouse.df(sql)
 
 
 # --------------------------------------------------------------------------------------
@@ -212,9 +245,12 @@ def _validate(warehouse, context, suite, gx_suite, sql: str, result_format: dict
 
 
 def run_expectations(
-    warehouse, relations: Relations, suites: list[Suite] | None = None
+    warehouse, relations: Relations, suites: list[Suite] | None = None,
+    validator: "Validator | None" = None,
 ) -> list[dict]:
-    """Validate every suite; one result dict per suite (see report.py for its use)."""
+    """Validate every suite; one result dict per suite (see report.py for its use). With a
+    `validator` (started when the run started), great-expectations validates in its
+    process; should that process have failed, here."""
     suites = load_suites() if suites is None else suites
     context = None  # great-expectations is slow to import: only when a suite validates
     out = []
@@ -229,7 +265,7 @@ def run_expectations(
         out.append(entry)
         try:
             sql = relations.render(suite.query)
-            missing = [r for r in relations.relations_in(suite.query) if not warehouse.exists(r)]
+            missing = _missing_relations(warehouse, relations, suite)
         except MissingRelation as exc:
             entry.update(status="skipped", note=str(exc))
             continue
@@ -239,25 +275,125 @@ def run_expectations(
                 note=suite.skip_note or f"{', '.join(missing)} does not exist",
             )
             continue
-        context = context or _gx_context()
-        gx_suite = context.suites.add(build_gx_suite(suite))
-        result_format = {
-            "result_format": "SUMMARY",
-            "unexpected_index_column_names": suite.id_columns,
-            "partial_unexpected_count": 10,
-        }
         try:
-            validation = _validate(warehouse, context, suite, gx_suite, sql, result_format)
+            rows = _rows(warehouse, sql)
+            results = validator.validate(suite, rows) if validator and validator.alive else None
+            entry["validated_in"] = "its own process" if results is not None else "the run's process"
+            if results is None:
+                context = context or _gx_context()
+                results = _validate(context, suite, rows)
+        except UserError:  # a malformed expectation: the suite file needs fixing
+            raise
         except Exception as exc:  # a broken query: the suite errs, the others still run
-            entry.update(status="error", note=f"{type(exc).__name__}: {exc}")
+            entry.update(status="error", note=str(exc) if isinstance(exc, ValidationError)
+                         else f"{type(exc).__name__}: {exc}")
             continue
-        # gx does not keep the suite's order: match results to the file by expectation id
-        position = {e.id: n for n, e in enumerate(gx_suite.expectations)}
-        for result in sorted(validation.results, key=lambda r: position[r.expectation_config.id]):
-            configured = suite.expectations[position[result.expectation_config.id]]
-            entry["results"].append(_expectation_result(configured, result))
+        entry["results"] = results
         entry["status"] = worst(r["outcome"] for r in entry["results"] if r["outcome"] != "info")
     return out
+
+
+def will_validate(warehouse, relations: Relations, suites: list[Suite] | None = None) -> bool:
+    """Whether some suite has every relation it reads, as the warehouse is now: then
+    run_expectations will validate it (and import great-expectations)."""
+    for suite in load_suites() if suites is None else suites:
+        try:
+            if not _missing_relations(warehouse, relations, suite):
+                return True
+        except MissingRelation:
+            continue
+    return False
+
+
+def _missing_relations(warehouse, relations: Relations, suite: Suite) -> list[str]:
+    return [r for r in relations.relations_in(suite.query) if not warehouse.exists(r)]
+
+
+# --------------------------------------------------------------------------------------
+# great-expectations in a process of its own
+
+
+class ValidationError(Exception):
+    """What validating a suite raised in the Validator's process, as "<type>: <message>"."""
+
+
+class Validator:
+    """great-expectations in a process of its own (`python -m orchestrate.checks`),
+    started when a run starts. Importing it takes about 5 s of one core, after the build,
+    on every run with a suite to validate; started first, it imports while the run
+    ingests and dbt parses (one core each, mostly), and is ready when the checks come.
+    The run sends it each suite and its rows (pickled, over a pipe) and gets back the
+    results run_expectations reports. When the process has failed (it could not import
+    great-expectations, died, or its answer cannot be read), `alive` turns false and
+    run_expectations validates in the run's own process, as before, where any error is
+    reported."""
+
+    def __init__(self):
+        self.proc = subprocess.Popen(
+            [sys.executable, "-m", "orchestrate.checks"], cwd=Path(__file__).resolve().parents[1],
+            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+        self.alive = True
+
+    def validate(self, suite: Suite, rows) -> list[dict] | None:
+        """The suite's results (_validate); None when the process has failed. Raises what
+        _validate raised in it: UserError (a malformed expectation) as UserError, any
+        other error as ValidationError ("<type>: <message>")."""
+        try:
+            pickle.dump((suite, rows), self.proc.stdin)
+            self.proc.stdin.flush()
+            kind, value = pickle.load(self.proc.stdout)
+        except Exception:  # a broken pipe, a truncated answer: it died
+            self.close()
+            return None
+        if kind == "results":
+            return value
+        if kind == "user_error":
+            raise UserError(value)
+        if kind == "error":
+            raise ValidationError(value)
+        self.close()  # "unavailable": great-expectations did not import there
+        return None
+
+    def close(self) -> None:
+        """End the process (it also ends by itself when the run's end closes its input)."""
+        self.alive = False
+        if self.proc.poll() is None:
+            try:
+                self.proc.stdin.close()
+                self.proc.wait(timeout=10)
+            except Exception:
+                self.proc.kill()
+
+
+def serve(requests=None, answers=None) -> None:
+    """The Validator's process: import great-expectations, then validate each (suite,
+    rows) read from `requests` and write ("results", [...]), ("user_error", message) or
+    ("error", "Type: message") to `answers`; ("unavailable", why) to every request when
+    great-expectations could not be imported. Ends at the end of its input."""
+    if answers is None:  # the pipe to the run; anything printed goes to stderr instead
+        answers = os.fdopen(os.dup(1), "wb")
+        os.dup2(2, 1)
+    requests = requests or sys.stdin.buffer
+    try:
+        context, unavailable = _gx_context(), None
+    except Exception as exc:
+        context, unavailable = None, f"{type(exc).__name__}: {exc}"
+    while True:
+        try:
+            suite, rows = pickle.load(requests)
+        except EOFError:
+            return
+        if context is None:
+            answer = ("unavailable", unavailable)
+        else:
+            try:
+                answer = ("results", _validate(context, suite, rows))
+            except UserError as exc:
+                answer = ("user_error", str(exc))
+            except Exception as exc:
+                answer = ("error", f"{type(exc).__name__}: {exc}")
+        pickle.dump(answer, answers)
+        answers.flush()
 
 
 def summarize_expectations(suites: list[dict]) -> tuple[str, str]:
@@ -609,3 +745,12 @@ def _display_path(path: Path) -> str:
         return str(path.relative_to(SUITES_DIR.parent.parent))
     except ValueError:
         return str(path)
+
+
+if __name__ == "__main__":
+    from orchestrate.checks import serve as _serve  # pickles name orchestrate.checks, not __main__
+
+    try:
+        _serve()
+    except KeyboardInterrupt:  # Ctrl-C reaches the run's whole process group: the run reports it
+        pass

@@ -98,6 +98,7 @@ class Run:
     ended_at: datetime | None = None
     scope: dict = field(default_factory=lambda: {"kind": "all", "why": ""})
     interrupted: str = ""  # "interrupted by SIGINT during dbt build" when a signal stopped it
+    validator: checks.Validator | None = None  # great-expectations' process, when a suite will validate
 
     @property
     def target(self) -> str:
@@ -172,6 +173,8 @@ def execute(options: dict, reports_dir: Path | None = None, command: str = "run"
             exc.__traceback__ = None  # let the interrupted steps' connections go
         return _stop_interrupted(run, signal_name)
     finally:
+        if run.validator is not None:
+            run.validator.close()
         lock.close()  # releases the lock (the OS releases it too if the process dies)
 
 
@@ -184,6 +187,7 @@ def _execute(run: Run, plan: dict | None) -> int:
           f"{where_results_are(run.target_type)[0]}", flush=True)
     warehouse = _open(run, first_step="ingest" if run.options.get("extracts") else "dbt build")
     history = _start_history(warehouse, run)
+    run.validator = _start_validator(run, warehouse)
 
     if warehouse is not None:
         _ingest_step(run, warehouse, plan)
@@ -223,6 +227,21 @@ def _open(run: Run, first_step: str):
     except UserError as exc:  # WarehouseBusy: the message says what to do
         _record_error(run, first_step, exc)
         return None
+
+
+def _start_validator(run: Run, warehouse) -> checks.Validator | None:
+    """great-expectations' process (checks.Validator), started now when an expectation
+    suite will validate after the build (not on a first run: the shift check has no
+    earlier run to compare with yet), so that its import overlaps ingest and dbt's parse."""
+    manifest = dbt.read_json(dbt.target_path(run.target) / "manifest.json")
+    if warehouse is None or manifest is None:
+        return None
+    try:
+        if not checks.will_validate(warehouse, checks.Relations(manifest)):
+            return None
+    except Exception:  # a suite file or manifest the checks step will report on
+        return None
+    return checks.Validator()
 
 
 def _start_history(warehouse, run: Run) -> History | None:
@@ -355,7 +374,7 @@ def _ledger(run: Run) -> str | None:
 def _check_steps(run: Run, warehouse, relations: checks.Relations) -> None:
     with _step(run, "checks") as step:
         print("checks: validating expectation suites…", flush=True)
-        run.expectations = checks.run_expectations(warehouse, relations)
+        run.expectations = checks.run_expectations(warehouse, relations, validator=run.validator)
         step.status, step.summary = checks.summarize_expectations(run.expectations)
         print(f"checks: {step.summary}", flush=True)
     with _step(run, "reconciliation") as step:

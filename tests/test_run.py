@@ -179,6 +179,64 @@ def test_every_expectation_suite_file_is_valid_great_expectations(tmp_path):
         checks.build_gx_suite(broken)
 
 
+def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(tmp_path):
+    """checks.Validator (great-expectations imported in a process started with the run)
+    reports what validating in the run's own process reports; when that process has
+    died, run_expectations validates here instead, with the same results; a malformed
+    expectation is an error naming its file either way."""
+    from orchestrate import checks
+    from orchestrate.errors import UserError
+    from orchestrate.warehouse import DuckDBWarehouse
+
+    warehouse = DuckDBWarehouse(duckdb.connect())
+    warehouse.execute("create table main.scores as select range as id, range * 1.5 as x from range(40)")
+    relations = checks.Relations({"nodes": {"model.p.scores": {
+        "resource_type": "model", "name": "scores", "relation_name": "main.scores"}}})
+    (tmp_path / "scores.json").write_text(json.dumps({
+        "name": "scores",
+        "meta": {"query": "select id, x from {{ ref('scores') }}", "id_columns": ["id"]},
+        "expectations": [
+            {"type": "expect_column_values_to_be_between",
+             "kwargs": {"column": "x", "min_value": 0, "max_value": 50}, "severity": "warning"},
+            {"type": "expect_column_values_to_not_be_null", "kwargs": {"column": "id"}},
+        ],
+    }))
+    suites = checks.load_suites(tmp_path)
+    assert checks.will_validate(warehouse, relations, suites)
+    assert not checks.will_validate(warehouse, checks.Relations({"nodes": {}}), suites)
+
+    validator = checks.Validator()
+    try:
+        [there] = checks.run_expectations(warehouse, relations, suites, validator=validator)
+        assert validator.alive and there["validated_in"] == "its own process"
+        [here] = checks.run_expectations(warehouse, relations, suites)
+        assert here["validated_in"] == "the run's process"
+        assert there["results"] == here["results"] and there["status"] == here["status"] == "warning"
+        between, not_null = here["results"]
+        # x = 1.5 id: ids 34..39 are above 50
+        assert (between["outcome"], between["unexpected_count"], between["element_count"]) == ("warning", 6, 40)
+        assert [row["id"] for row in between["sample"]] == [34, 35, 36, 37, 38, 39]
+        assert not_null["outcome"] == "passed"
+
+        (tmp_path / "broken.json").write_text(json.dumps({
+            "name": "broken",
+            "meta": {"query": "select * from {{ ref('scores') }}"},
+            "expectations": [{"type": "expect_column_values_to_be_betwen", "kwargs": {"column": "x"}}],
+        }))
+        broken = checks.load_suites(tmp_path)
+        with pytest.raises(UserError, match="broken.json: expectation 1"):
+            checks.run_expectations(warehouse, relations, broken, validator=validator)
+        assert validator.alive  # a suite's error is not the process's
+
+        validator.proc.kill()
+        validator.proc.wait()
+        [after] = checks.run_expectations(warehouse, relations, suites, validator=validator)
+        assert not validator.alive and after["validated_in"] == "the run's process"
+        assert after["results"] == here["results"]
+    finally:
+        validator.close()
+
+
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, sample_extracts) -> Warehouse:
     """One uninterrupted `run` over every sample extract."""
@@ -232,6 +290,7 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     # expectations: the shift check waits for a previous run
     suites = {s["suite"]: s for s in report["expectations"]}
     assert suites["topic_results_shift"]["status"] == "skipped"
+    assert "validated_in" not in suites["topic_results_shift"]
     assert "Expectations" in html and "topic_results" in html
 
     # reconciliation: raw -> staging -> marts, every line accounted for
@@ -306,6 +365,10 @@ def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference,
     15 points since the last passing run warns; the run passes with warnings, and the
     report's badge says so."""
     w = copy_of(reference, tmp_path / "shifted")
+    # with the newest manifest, as a warehouse built before has it: from it the run knows,
+    # as it starts, that the shift check will validate, and starts great-expectations' process
+    (w.folder / "target").mkdir()
+    shutil.copy2(reference.folder / "target" / "manifest.json", w.folder / "target" / "manifest.json")
     w.execute(
         "update marts.topic_results set percent_favorable = case when percent_favorable > 50 "
         "then percent_favorable - 40 else percent_favorable + 40 end "
@@ -318,6 +381,8 @@ def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference,
     report = w.latest_report()
     suite = next(s for s in report["expectations"] if s["suite"] == "topic_results_shift")
     assert suite["status"] == "warning"
+    # great-expectations was imported in a process of its own, started with the run
+    assert suite["validated_in"] == "its own process"
     warned = [r for r in suite["results"] if r["outcome"] == "warning"]
     assert [(r["kwargs"]["column"], r["unexpected_count"]) for r in warned] == [("percent_favorable_shift", 1)]
     assert report["status"] == "passed" and "checks" in report["warned"]
