@@ -236,6 +236,11 @@ def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(t
     finally:
         validator.close()
 
+    # a run that ends before its checks ends the process at once, even mid-import
+    early = checks.Validator()
+    early.close()
+    assert early.proc.returncode == -signal.SIGKILL and not early.alive  # not left to finish importing
+
 
 @pytest.fixture(scope="module")
 def reference(tmp_path_factory, sample_extracts) -> Warehouse:
