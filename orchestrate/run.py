@@ -187,7 +187,10 @@ def _execute(run: Run, plan: dict | None) -> int:
           f"{where_results_are(run.target_type)[0]}", flush=True)
     warehouse = _open(run, first_step="ingest" if run.options.get("extracts") else "dbt build")
     history = _start_history(warehouse, run)
-    run.validator = _start_validator(run, warehouse)
+    # the newest manifest (the last parse's), read once: what the build's scope and the
+    # checks' process are decided from before this run parses
+    newest = dbt.read_json(dbt.target_path(run.target) / "manifest.json")
+    run.validator = _start_validator(warehouse, newest)
 
     if warehouse is not None:
         _ingest_step(run, warehouse, plan)
@@ -195,7 +198,7 @@ def _execute(run: Run, plan: dict | None) -> int:
             _save_history(history, run)
     manifest = None
     if warehouse is not None and run.steps["ingest"].status != "error":
-        warehouse = _build_step(run, warehouse, plan)
+        warehouse = _build_step(run, warehouse, plan, newest)
         # this run's manifest, read once: the build's, else its own folder's (a scope
         # resolved by dbt ls), else the newest one (nothing was parsed)
         manifest = ((run.dbt or {}).pop("manifest", None)
@@ -229,11 +232,10 @@ def _open(run: Run, first_step: str):
         return None
 
 
-def _start_validator(run: Run, warehouse) -> checks.Validator | None:
+def _start_validator(warehouse, manifest: dict | None) -> checks.Validator | None:
     """great-expectations' process (checks.Validator), started now when an expectation
     suite will validate after the build (not on a first run: the shift check has no
     earlier run to compare with yet), so that its import overlaps ingest and dbt's parse."""
-    manifest = dbt.read_json(dbt.target_path(run.target) / "manifest.json")
     if warehouse is None or manifest is None:
         return None
     try:
@@ -321,13 +323,14 @@ def summarize_ingest(result, extracts: str) -> dict:
     }
 
 
-def _build_step(run: Run, warehouse, plan: dict):
+def _build_step(run: Run, warehouse, plan: dict, newest: dict | None):
     """dbt build (or dbt retry) of this run's scope (scope.py), in this run's own dbt
     artifacts folder; the DuckDB file is dbt's while it builds. A passing build of the
-    project's whole scope is kept as the state the next run compares with. Returns the
-    warehouse reopened (None if it cannot be)."""
+    project's whole scope is kept as the state the next run compares with (`newest`: the
+    last parse's manifest, read as the run started). Returns the warehouse reopened (None
+    if it cannot be)."""
     if plan["build"] == "build":
-        run.scope = scope.build_scope(warehouse, _ledger(run), run.target, run.options)
+        run.scope = scope.build_scope(warehouse, _ledger(run, newest), run.target, run.options)
     warehouse.close()
     artifacts = dbt.start_run_folder(run.target, run.run_id)
     if plan["build"] == "build":
@@ -358,10 +361,9 @@ def _builds_current(run: Run) -> bool:
     return run.steps["dbt build"].status in ("passed", "warning") and run.scope["kind"] in ("all", "changed")
 
 
-def _ledger(run: Run) -> str | None:
+def _ledger(run: Run, manifest: dict | None) -> str | None:
     """The ingest ledger's relation, before this run's build: from the newest manifest,
     or (DuckDB, before dbt's first parse) the ingester's own name for it."""
-    manifest = dbt.read_json(dbt.target_path(run.target) / "manifest.json")
     if manifest is not None:
         try:
             return checks.Relations(manifest).source("replica", "ingest_ledger")
