@@ -368,15 +368,14 @@ class Validator:
         self.proc.wait()
 
 
-def serve(requests=None, answers=None) -> None:
+def serve() -> None:
     """The Validator's process: import great-expectations, then validate each (suite,
-    rows) read from `requests` and write ("results", [...]), ("user_error", message) or
-    ("error", "Type: message") to `answers`; ("unavailable", why) to every request when
+    rows) read from stdin and write ("results", [...]), ("user_error", message) or
+    ("error", "Type: message") to stdout; ("unavailable", why) to every request when
     great-expectations could not be imported. Ends at the end of its input."""
-    if answers is None:  # the pipe to the run; anything printed goes to stderr instead
-        answers = os.fdopen(os.dup(1), "wb")
-        os.dup2(2, 1)
-    requests = requests or sys.stdin.buffer
+    answers = os.fdopen(os.dup(1), "wb")  # the pipe to the run, for answers only:
+    os.dup2(2, 1)  # anything printed goes to stderr instead
+    requests = sys.stdin.buffer
     try:
         context, unavailable = _gx_context(), None
     except Exception as exc:
