@@ -11,9 +11,8 @@ from dbt's manifest, so the same file works on DuckDB and on Snowflake.
 - Snowflake: the query is a great-expectations SQL query asset on a Snowflake datasource
   (needs snowflake-sqlalchemy; settings from the same environment variables as profiles.yml).
 
-great-expectations validates in a process of its own (Validator, `python -m
-orchestrate.checks`), which `run` starts first thing when a suite will validate: its
-import, about 5 s, then overlaps the run's ingest and dbt's parse.
+In a run, great-expectations validates in the run's second process (orchestrate/worker.py),
+started first thing: its import, about 5 s, then overlaps the run's ingest and build.
 
 Reconciliation is plain SQL, the files -> raw accounting: every line of every file is
 loaded or quarantined, every loaded row is in its raw table, every quarantined line is kept.
@@ -29,19 +28,19 @@ import json
 import logging
 import math
 import os
-import pickle
 import re
-import subprocess
-import sys
 from dataclasses import dataclass, field
 from datetime import date, datetime
 from decimal import Decimal
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from orchestrate.errors import UserError
 from orchestrate.status import worst
 from orchestrate.warehouse import orchestrate_schema_name
+
+if TYPE_CHECKING:
+    from orchestrate.worker import Worker
 
 SUITES_DIR = Path(__file__).resolve().parent / "expectations"
 
@@ -246,11 +245,13 @@ def _rows(warehouse, sql: str):
 
 def run_expectations(
     warehouse, relations: Relations, suites: list[Suite] | None = None,
-    validator: "Validator | None" = None,
+    worker: "Worker | None" = None,
 ) -> list[dict]:
-    """Validate every suite; one result dict per suite (see report.py for its use). With a
-    `validator` (started when the run started), great-expectations validates in its
+    """Validate every suite; one result dict per suite (see report.py for its use). With
+    the run's `worker` (orchestrate/worker.py), great-expectations validates in its
     process; should that process have failed, here."""
+    from orchestrate.worker import WorkError
+
     suites = load_suites() if suites is None else suites
     context = None  # great-expectations is slow to import: only when a suite validates
     out = []
@@ -277,15 +278,15 @@ def run_expectations(
             continue
         try:
             rows = _rows(warehouse, sql)
-            results = validator.validate(suite, rows) if validator and validator.alive else None
-            entry["validated_in"] = "its own process" if results is not None else "the run's process"
+            results = worker.call("validate", suite, rows) if worker else None
+            entry["validated_in"] = "the run's second process" if results is not None else "the run's process"
             if results is None:
                 context = context or _gx_context()
                 results = _validate(context, suite, rows)
         except UserError:  # a malformed expectation: the suite file needs fixing
             raise
         except Exception as exc:  # a broken query: the suite errs, the others still run
-            entry.update(status="error", note=str(exc) if isinstance(exc, ValidationError)
+            entry.update(status="error", note=str(exc) if isinstance(exc, WorkError)
                          else f"{type(exc).__name__}: {exc}")
             continue
         entry["results"] = results
@@ -307,95 +308,6 @@ def will_validate(warehouse, relations: Relations, suites: list[Suite] | None = 
 
 def _missing_relations(warehouse, relations: Relations, suite: Suite) -> list[str]:
     return [r for r in relations.relations_in(suite.query) if not warehouse.exists(r)]
-
-
-# --------------------------------------------------------------------------------------
-# great-expectations in a process of its own
-
-
-class ValidationError(Exception):
-    """What validating a suite raised in the Validator's process, as "<type>: <message>"."""
-
-
-class Validator:
-    """great-expectations in a process of its own (`python -m orchestrate.checks`),
-    started when a run starts. Importing it takes about 5 s of one core, after the build,
-    on every run with a suite to validate; started first, it imports while the run
-    ingests and dbt parses (one core each, mostly), and is ready when the checks come.
-    The run sends it each suite and its rows (pickled, over a pipe) and gets back the
-    results run_expectations reports. When the process has failed (it could not import
-    great-expectations, died, or its answer cannot be read), `alive` turns false and
-    run_expectations validates in the run's own process, as before, where any error is
-    reported."""
-
-    def __init__(self):
-        self.proc = subprocess.Popen(
-            [sys.executable, "-m", "orchestrate.checks"], cwd=Path(__file__).resolve().parents[1],
-            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
-        self.alive = True
-
-    def validate(self, suite: Suite, rows) -> list[dict] | None:
-        """The suite's results (_validate); None when the process has failed. Raises what
-        _validate raised in it: UserError (a malformed expectation) as UserError, any
-        other error as ValidationError ("<type>: <message>")."""
-        try:
-            pickle.dump((suite, rows), self.proc.stdin)
-            self.proc.stdin.flush()
-            kind, value = pickle.load(self.proc.stdout)
-        except Exception:  # a broken pipe, a truncated answer: it died
-            self.close()
-            return None
-        if kind == "results":
-            return value
-        if kind == "user_error":
-            raise UserError(value)
-        if kind == "error":
-            raise ValidationError(value)
-        self.close()  # "unavailable": great-expectations did not import there
-        return None
-
-    def close(self) -> None:
-        """End the process now, whatever it is doing (it keeps no state: an import still
-        under way would otherwise hold the run's end for seconds)."""
-        self.alive = False
-        for pipe in (self.proc.stdin, self.proc.stdout):
-            try:
-                pipe.close()
-            except OSError:
-                pass
-        if self.proc.poll() is None:
-            self.proc.kill()
-        self.proc.wait()
-
-
-def serve() -> None:
-    """The Validator's process: import great-expectations, then validate each (suite,
-    rows) read from stdin and write ("results", [...]), ("user_error", message) or
-    ("error", "Type: message") to stdout; ("unavailable", why) to every request when
-    great-expectations could not be imported. Ends at the end of its input."""
-    answers = os.fdopen(os.dup(1), "wb")  # the pipe to the run, for answers only:
-    os.dup2(2, 1)  # anything printed goes to stderr instead
-    requests = sys.stdin.buffer
-    try:
-        context, unavailable = _gx_context(), None
-    except Exception as exc:
-        context, unavailable = None, f"{type(exc).__name__}: {exc}"
-    while True:
-        try:
-            suite, rows = pickle.load(requests)
-        except EOFError:
-            return
-        if context is None:
-            answer = ("unavailable", unavailable)
-        else:
-            try:
-                answer = ("results", _validate(context, suite, rows))
-            except UserError as exc:
-                answer = ("user_error", str(exc))
-            except Exception as exc:
-                answer = ("error", f"{type(exc).__name__}: {exc}")
-        pickle.dump(answer, answers)
-        answers.flush()
 
 
 def summarize_expectations(suites: list[dict]) -> tuple[str, str]:
@@ -747,12 +659,3 @@ def _display_path(path: Path) -> str:
         return str(path.relative_to(SUITES_DIR.parent.parent))
     except ValueError:
         return str(path)
-
-
-if __name__ == "__main__":
-    from orchestrate.checks import serve as _serve  # pickles name orchestrate.checks, not __main__
-
-    try:
-        _serve()
-    except KeyboardInterrupt:  # Ctrl-C reaches the run's whole process group: the run reports it
-        pass

@@ -37,7 +37,8 @@ import math
 import os
 import time
 from dataclasses import dataclass
-from typing import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Callable
 
 import numpy as np
 import pandas as pd
@@ -46,6 +47,9 @@ from threadpoolctl import threadpool_limits
 
 from orchestrate.errors import UserError
 from orchestrate.warehouse import PROJECT_DIR, orchestrate_schema_name
+
+if TYPE_CHECKING:
+    from orchestrate.worker import Worker
 
 SOURCE = "psychometrics"
 # An item whose residual variance is estimated at (about) zero: a Heywood case, the
@@ -147,10 +151,13 @@ def _say(line: str) -> None:
 
 
 def compute_and_write(warehouse, relations, min_group_n: int | None = None,
-                      progress: Callable[[str], None] = _say, recompute: bool = False) -> str:
+                      progress: Callable[[str], None] = _say, recompute: bool = False,
+                      worker: Worker | None = None) -> str:
     """Compute every table from the warehouse's marts and write them back; a summary line.
     Units whose inputs have not changed since the last write keep their rows (unless
-    `recompute`)."""
+    `recompute`). With the run's `worker` (orchestrate/worker.py), the models are fitted in
+    its process, which imported scipy and semopy during the build; should that process
+    have failed (or a unit's fit raised there), here."""
     from orchestrate.checks import MissingRelation
 
     settings = project_vars()
@@ -182,6 +189,7 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
                     for unit in units}
     kept = [unit for unit in units if stored.get(unit) == fingerprints[unit]]
     responses: dict[str, pd.DataFrame] = {}
+    fitted_there = 0  # units the worker's process fitted
     for number, (school_year, respondent_type) in enumerate(units, start=1):
         unit_started = time.perf_counter()
         unit = (school_year, respondent_type)
@@ -195,9 +203,12 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
             responses = {respondent_type: read_responses(warehouse, names, respondent_type, topics, years)}
         everyone = responses[respondent_type]
         frame = everyone[everyone["school_year"] == school_year].drop(columns=["school_year"])
-        # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
-        with threadpool_limits(1, user_api="blas"):
-            result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
+        result = _analyse_there(worker, frame, topics, min_n, min_group_n)
+        fitted_there += result is not None
+        if result is None:
+            # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
+            with threadpool_limits(1, user_api="blas"):
+                result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
         key = {"school_year": school_year, "respondent_type": respondent_type}
         for name, rows in result.items():
             tables[name].extend({**key, **row} for row in rows)
@@ -216,16 +227,36 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
     write_tables(warehouse, {names[name]: frame for name, frame in frames.items()}, roles)
     store_fingerprints(warehouse, fingerprints)  # after the tables: they describe what was written
     computed = len(units) - len(kept)
+    where = ""
+    if worker is not None and computed:
+        where = (", fitted in the run's second process" if fitted_there == computed else
+                 f", {fitted_there} of {computed} units fitted in the run's second process")
     return (f"{computed} of {len(units)} school year x respondent type units computed "
             f"({len(kept)} unchanged, rows kept): {counts['topics']} topics, "
-            f"{counts['invariance']} invariance models (min group n {min_group_n}), "
+            f"{counts['invariance']} invariance models (min group n {min_group_n}){where}, "
             f"4 tables written in {time.perf_counter() - started:.1f}s")
 
 
+def _analyse_there(worker: Worker | None, frame: pd.DataFrame, topics: dict, min_n: int,
+                   min_group_n: int) -> dict | None:
+    """analyse_instrument in the worker's process; None when there is no worker, it has
+    failed, or the unit's fit raised there (computed here again, the error is then this
+    process's, with its traceback)."""
+    from orchestrate.worker import WorkError
+
+    if worker is None:
+        return None
+    try:
+        return worker.call("analyse", frame, topics, min_n, min_group_n)
+    except WorkError:
+        return None
+
+
 def run_step(warehouse, relations, progress: Callable[[str], None] = _say,
-             recompute: bool = False) -> tuple[str, str]:
+             recompute: bool = False, worker: Worker | None = None) -> tuple[str, str]:
     """For `run`: (status, summary)."""
-    return "passed", compute_and_write(warehouse, relations, progress=progress, recompute=recompute)
+    return "passed", compute_and_write(warehouse, relations, progress=progress, recompute=recompute,
+                                       worker=worker)
 
 
 # --------------------------------------------------------------------------------------
@@ -233,12 +264,11 @@ def run_step(warehouse, relations, progress: Callable[[str], None] = _say,
 
 
 def _code_version() -> str:
-    """This module's and sem.py's source: a change to the statistics recomputes every unit."""
-    from orchestrate import sem
-
+    """This module's and sem.py's source: a change to the statistics recomputes every unit
+    (sem.py read, not imported: its imports are the worker's)."""
     digest = hashlib.sha256()
-    for module in (__file__, sem.__file__):
-        digest.update(open(module, "rb").read())
+    for module in (Path(__file__), Path(__file__).with_name("sem.py")):
+        digest.update(module.read_bytes())
     return digest.hexdigest()
 
 

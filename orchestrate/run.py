@@ -33,8 +33,9 @@ from dataclasses import dataclass, field
 from datetime import datetime, timezone
 from pathlib import Path
 
-from orchestrate import checks, dbt, report, scope
+from orchestrate import checks, dbt, report, scope, worker
 from orchestrate.errors import UserError, explain
+from orchestrate.worker import Worker
 from orchestrate.warehouse import (PROJECT_DIR, History, acquire_lock, describe_holder,
                                    lock_path, open_warehouse, where_results_are)
 
@@ -98,7 +99,7 @@ class Run:
     ended_at: datetime | None = None
     scope: dict = field(default_factory=lambda: {"kind": "all", "why": ""})
     interrupted: str = ""  # "interrupted by SIGINT during dbt build" when a signal stopped it
-    validator: checks.Validator | None = None  # great-expectations' process, when a suite will validate
+    worker: Worker | None = None  # the run's second process (orchestrate/worker.py)
 
     @property
     def target(self) -> str:
@@ -173,8 +174,8 @@ def execute(options: dict, reports_dir: Path | None = None, command: str = "run"
             exc.__traceback__ = None  # let the interrupted steps' connections go
         return _stop_interrupted(run, signal_name)
     finally:
-        if run.validator is not None:
-            run.validator.close()
+        if run.worker is not None:
+            run.worker.close()
         lock.close()  # releases the lock (the OS releases it too if the process dies)
 
 
@@ -188,9 +189,9 @@ def _execute(run: Run, plan: dict | None) -> int:
     warehouse = _open(run, first_step="ingest" if run.options.get("extracts") else "dbt build")
     history = _start_history(warehouse, run)
     # the newest manifest (the last parse's), read once: what the build's scope and the
-    # checks' process are decided from before this run parses
+    # worker's imports are decided from before this run parses
     newest = dbt.read_json(dbt.target_path(run.target) / "manifest.json")
-    run.validator = _start_validator(warehouse, newest)
+    run.worker = _start_worker(warehouse, newest)
 
     if warehouse is not None:
         _ingest_step(run, warehouse, plan)
@@ -232,21 +233,18 @@ def _open(run: Run, first_step: str):
         return None
 
 
-def _start_validator(warehouse, manifest: dict | None) -> checks.Validator | None:
-    """great-expectations' process (checks.Validator), started now when an expectation
-    suite will validate after the build (not on a first run: the shift check has no
-    earlier run to compare with yet), so that its import overlaps ingest and dbt's parse."""
-    if warehouse is None or manifest is None:
+def _start_worker(warehouse, manifest: dict | None) -> Worker | None:
+    """The run's second process (orchestrate/worker.py), started now so that its imports
+    overlap ingest and the build: scipy and semopy for the psychometric models, and first
+    great-expectations when an expectation suite will validate after the build (not on a
+    first run: the shift check has no earlier run to compare with yet)."""
+    if warehouse is None:
         return None
     try:
-        if not checks.will_validate(warehouse, checks.Relations(manifest)):
-            return None
+        validate = manifest is not None and checks.will_validate(warehouse, checks.Relations(manifest))
     except Exception:  # a suite file or manifest the checks step will report on
-        return None
-    try:
-        return checks.Validator()
-    except OSError:  # no process to be had: the checks validate in this one
-        return None
+        validate = False
+    return worker.start(validate=validate, analyse=True)
 
 
 def _start_history(warehouse, run: Run) -> History | None:
@@ -379,7 +377,7 @@ def _ledger(run: Run, manifest: dict | None) -> str | None:
 def _check_steps(run: Run, warehouse, relations: checks.Relations) -> None:
     with _step(run, "checks") as step:
         print("checks: validating expectation suites…", flush=True)
-        run.expectations = checks.run_expectations(warehouse, relations, validator=run.validator)
+        run.expectations = checks.run_expectations(warehouse, relations, worker=run.worker)
         step.status, step.summary = checks.summarize_expectations(run.expectations)
         print(f"checks: {step.summary}", flush=True)
     with _step(run, "reconciliation") as step:
@@ -408,7 +406,7 @@ def _psychometrics_step(run: Run, warehouse, relations: checks.Relations) -> Non
         from orchestrate import psychometrics
 
         step.status, step.summary = psychometrics.run_step(
-            warehouse, relations, recompute=bool(run.options.get("full_refresh")))
+            warehouse, relations, recompute=bool(run.options.get("full_refresh")), worker=run.worker)
 
 
 def _report_step(run: Run, warehouse, relations, manifest: dict | None, history: History | None) -> None:

@@ -179,12 +179,17 @@ def test_every_expectation_suite_file_is_valid_great_expectations(tmp_path):
         checks.build_gx_suite(broken)
 
 
-def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(tmp_path):
-    """checks.Validator (great-expectations imported in a process started with the run)
-    reports what validating in the run's own process reports; when that process has
-    died, run_expectations validates here instead, with the same results; a malformed
-    expectation is an error naming its file either way."""
-    from orchestrate import checks
+def test_the_runs_second_process_gives_the_results_the_runs_own_process_gives(tmp_path):
+    """The worker (orchestrate/worker.py: great-expectations, scipy and semopy imported in a
+    process started with the run) validates a suite and fits a unit's psychometric models
+    as the run's own process does; when that process has died, the run's process does the
+    work, with the same results; a malformed expectation is an error naming its file
+    either way; a unit whose fit raises there is fitted here again."""
+    import numpy as np
+    import pandas as pd
+    from threadpoolctl import threadpool_limits
+
+    from orchestrate import checks, psychometrics, worker
     from orchestrate.errors import UserError
     from orchestrate.warehouse import DuckDBWarehouse
 
@@ -205,10 +210,23 @@ def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(t
     assert checks.will_validate(warehouse, relations, suites)
     assert not checks.will_validate(warehouse, checks.Relations({"nodes": {}}), suites)
 
-    validator = checks.Validator()
+    # one unit of psychometrics: four items of one factor, two groups for invariance
+    rng = np.random.default_rng(7)
+    items = ["i1", "i2", "i3", "i4"]
+    latent = rng.normal(size=(400, 1))
+    frame = pd.DataFrame(np.clip(np.round(3 + latent + rng.normal(size=(400, 4))), 1, 5), columns=items)
+    frame["gender"] = rng.choice(["Female", "Male"], 400)
+    frame["race_ethnicity"] = rng.choice(["Asian", "White"], 400)
+    topics = {"t1": psychometrics.Topic("t1", items, [5] * 4)}
+    with threadpool_limits(1, user_api="blas"):  # as both processes fit
+        fitted_here = psychometrics.analyse_instrument(frame, topics, min_n=10, min_group_n=100)
+    assert fitted_here["topic_psychometrics"][0]["cfi"] is not None
+    assert len(fitted_here["measurement_invariance"]) == 6
+
+    second = worker.start(validate=True, analyse=True)
     try:
-        [there] = checks.run_expectations(warehouse, relations, suites, validator=validator)
-        assert validator.alive and there["validated_in"] == "its own process"
+        [there] = checks.run_expectations(warehouse, relations, suites, worker=second)
+        assert second.alive and there["validated_in"] == "the run's second process"
         [here] = checks.run_expectations(warehouse, relations, suites)
         assert here["validated_in"] == "the run's process"
         assert there["results"] == here["results"] and there["status"] == here["status"] == "warning"
@@ -218,6 +236,16 @@ def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(t
         assert [row["id"] for row in between["sample"]] == [34, 35, 36, 37, 38, 39]
         assert not_null["outcome"] == "passed"
 
+        fitted_there = psychometrics._analyse_there(second, frame, topics, 10, 100)
+        for table, rows in fitted_here.items():  # a refit agrees to the optimizer's last bits
+            assert [{c: pytest.approx(v, rel=1e-9, abs=1e-12) if isinstance(v, float) else v
+                     for c, v in row.items()} for row in rows] == fitted_there[table], table
+        # a fit that raises there (an item missing from the frame) is left to this process
+        missing = {"t1": psychometrics.Topic("t1", [*items, "i5"], [5] * 5)}
+        assert psychometrics._analyse_there(second, frame, missing, 10, 100) is None
+        with pytest.raises(worker.WorkError, match="KeyError"):
+            second.call("analyse", frame, missing, 10, 100)
+
         (tmp_path / "broken.json").write_text(json.dumps({
             "name": "broken",
             "meta": {"query": "select * from {{ ref('scores') }}"},
@@ -225,19 +253,20 @@ def test_great_expectations_in_its_own_process_gives_the_results_it_gives_here(t
         }))
         broken = checks.load_suites(tmp_path)
         with pytest.raises(UserError, match="broken.json: expectation 1"):
-            checks.run_expectations(warehouse, relations, broken, validator=validator)
-        assert validator.alive  # a suite's error is not the process's
+            checks.run_expectations(warehouse, relations, broken, worker=second)
+        assert second.alive and second.answered == {"validate": 2, "analyse": 3}  # errors are not the process's
 
-        validator.proc.kill()
-        validator.proc.wait()
-        [after] = checks.run_expectations(warehouse, relations, suites, validator=validator)
-        assert not validator.alive and after["validated_in"] == "the run's process"
+        second.proc.kill()
+        second.proc.wait()
+        [after] = checks.run_expectations(warehouse, relations, suites, worker=second)
+        assert not second.alive and after["validated_in"] == "the run's process"
         assert after["results"] == here["results"]
+        assert psychometrics._analyse_there(second, frame, topics, 10, 100) is None
     finally:
-        validator.close()
+        second.close()
 
     # a run that ends before its checks ends the process at once, even mid-import
-    early = checks.Validator()
+    early = worker.start(validate=True, analyse=True)
     early.close()
     assert early.proc.returncode == -signal.SIGKILL and not early.alive  # not left to finish importing
 
@@ -296,6 +325,10 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     suites = {s["suite"]: s for s in report["expectations"]}
     assert suites["topic_results_shift"]["status"] == "skipped"
     assert "validated_in" not in suites["topic_results_shift"]
+    # the psychometric models were fitted in the run's second process (orchestrate/worker.py)
+    psychometrics = next(s for s in report["steps"] if s["name"] == "psychometrics")
+    assert "units computed" in psychometrics["summary"]
+    assert "fitted in the run's second process" in psychometrics["summary"], psychometrics["summary"]
     assert "Expectations" in html and "topic_results" in html
 
     # reconciliation: raw -> staging -> marts, every line accounted for
@@ -386,8 +419,8 @@ def test_a_shift_against_the_previous_run_warns_and_the_badge_says_so(reference,
     report = w.latest_report()
     suite = next(s for s in report["expectations"] if s["suite"] == "topic_results_shift")
     assert suite["status"] == "warning"
-    # great-expectations was imported in a process of its own, started with the run
-    assert suite["validated_in"] == "its own process"
+    # great-expectations was imported in the run's second process, started with the run
+    assert suite["validated_in"] == "the run's second process"
     warned = [r for r in suite["results"] if r["outcome"] == "warning"]
     assert [(r["kwargs"]["column"], r["unexpected_count"]) for r in warned] == [("percent_favorable_shift", 1)]
     assert report["status"] == "passed" and "checks" in report["warned"]
