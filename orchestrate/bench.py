@@ -121,8 +121,10 @@ class BenchResult:
 
 
 class Sampler:
-    """Resident memory and CPU time of a process (this one, or `pid`), sampled in a thread;
-    the peak and the CPU seconds of any window of time afterwards."""
+    """Resident memory and CPU time of a process (this one, or `pid` with every process it
+    started: a run's worker, orchestrate/worker.py, holds its own libraries in memory while
+    the run's process holds DuckDB's), sampled in a thread; the peak and the CPU seconds of
+    any window of time afterwards."""
 
     def __init__(self, interval: float = 0.05, pid: int | None = None):
         self.interval = interval
@@ -141,14 +143,45 @@ class Sampler:
             cpu = times.user + times.system
         else:
             try:
-                with open(f"/proc/{self.pid}/statm") as statm:
-                    resident = int(statm.read().split()[1])
-                with open(f"/proc/{self.pid}/stat") as stat:  # utime, stime: fields 14, 15
-                    fields = stat.read().rsplit(")", 1)[1].split()
-                cpu = (int(fields[11]) + int(fields[12])) / self._ticks
+                resident, ticks = self._process(self.pid, root=True)
             except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
                 return  # the process has ended (or not yet begun)
+            for child in self._descendants(self.pid):
+                try:
+                    memory, used = self._process(child, root=False)
+                except (FileNotFoundError, ProcessLookupError, IndexError, ValueError):
+                    continue  # ended between the listing and now
+                resident += memory
+                ticks += used
+            cpu = ticks / self._ticks
         self.samples.append((time.perf_counter(), resident * self._page_mb, cpu))
+
+    @staticmethod
+    def _process(pid: int, root: bool) -> tuple[int, int]:
+        """(resident pages, CPU ticks) of a process: its user and system time (fields 14,
+        15 of stat), and for the root also those of its children that ended and were waited
+        for (16, 17), which no longer show as processes of their own."""
+        with open(f"/proc/{pid}/statm") as statm:
+            resident = int(statm.read().split()[1])
+        with open(f"/proc/{pid}/stat") as stat:
+            fields = stat.read().rsplit(")", 1)[1].split()
+        ticks = sum(int(f) for f in fields[11:15 if root else 13])
+        return resident, ticks
+
+    @staticmethod
+    def _descendants(pid: int) -> list[int]:
+        """The processes `pid` started, and theirs (from any of their threads)."""
+        found, queue = [], [pid]
+        while queue:
+            parent = queue.pop()
+            for tasks in Path(f"/proc/{parent}/task").glob("*/children"):
+                try:
+                    children = [int(c) for c in tasks.read_text().split()]
+                except OSError:
+                    continue
+                found += children
+                queue += children
+        return found
 
     def _loop(self) -> None:
         while not self._stop.is_set():
@@ -479,9 +512,9 @@ def run_reference(extracts: Path, work: Path) -> dict:
 def _run(name: str, extracts: Path, reports: Path) -> tuple[Step, dict, Sampler, float]:
     """One whole `run` in a process of its own (`python -m orchestrate run`, as a scheduler
     starts it; the warehouse's paths from this process's environment): its step (wall
-    seconds, and the CPU seconds and peak memory the operating system counted for the
-    process), its report, the sampler of its process and when its first step began, on
-    the sampler's clock."""
+    seconds, the CPU seconds the operating system counted for the process and the ones it
+    waited for, and the peak of their memory together, as sampled), its report, the
+    sampler of its processes and when its first step began, on the sampler's clock."""
     reports.mkdir(parents=True, exist_ok=True)
     before = {p.name for p in reports.iterdir()}
     started = time.perf_counter()
@@ -490,6 +523,9 @@ def _run(name: str, extracts: Path, reports: Path) -> tuple[Step, dict, Sampler,
     with Sampler(pid=proc.pid) as sampler:
         cpu, peak = _wait(proc)
     seconds = time.perf_counter() - started
+    # the run's processes together (its worker's memory beside DuckDB's), as sampled; the
+    # operating system's figure is the largest of them alone
+    peak = max(peak, sampler.window(started, seconds + started)[0] or 0.0)
     new = sorted(p for p in reports.iterdir() if p.name not in before and (p / "report.json").exists())
     if not new:
         raise UserError(f"the {name} wrote no report (exit {proc.returncode}); its output is above")
@@ -725,7 +761,7 @@ def run_bench(scale: float, seed: int, cache: Path, work: Path,
     costs = {"full run": full_cost, "realistic day": dbt_cost(real), "stress day": dbt_cost(day),
              DBT_FLOOR_LABEL: floor_cost}
     result.dbt_costs = {label: cost for label, cost in costs.items() if cost}
-    # The warehouse's processes (each run: ingest, dbt, checks, psychometrics, in one) and
+    # The warehouse's processes (each run: ingest, dbt, checks, psychometrics, with its worker) and
     # the floors measured in this one: the largest peak of any step. Not this process's
     # ru_maxrss, which also counts the generator (the reference's peak is on its own line).
     result.peak_rss_mb = max((s.peak_rss_mb or 0) for s in result.steps
@@ -748,7 +784,7 @@ def format_table(result: BenchResult) -> str:
         lines.append(f"{s.name:<30}{s.seconds:>9.2f}{cpu:>8}{peak:>9}{rps:>12}{mbs:>8}  {s.note}")
     for name, value in result.ratios.items():
         lines.append(f"ratio {name:<30}{value:>8.2f}x")
-    lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (the warehouse's process)")
+    lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (a run's processes together)")
     lines += [format_dbt_cost(label, cost) for label, cost in result.dbt_costs.items()]
     lines.append("load average (1, 5, 15 min)   " + ", ".join(f"{x:.2f}" for x in result.load_average))
     return "\n".join(lines)

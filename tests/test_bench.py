@@ -256,3 +256,31 @@ def test_json_may_name_a_folder_and_the_figures_go_into_it(tmp_path):
     assert output_path(None, [3.0]).name == "bench_scale_3.json"
     # a folder not made yet, named with a trailing slash (as typed: argparse's Path drops it)
     assert output_path(str(tmp_path / "new") + "/", [10.0]) == tmp_path / "new" / "bench_scale_10.json"
+
+
+def test_a_runs_memory_and_cpu_are_those_of_its_processes_together(tmp_path):
+    """A run starts a worker (orchestrate/worker.py) that holds its own libraries while the
+    run's process holds DuckDB's: the sampler of a process counts every process it started,
+    their memory added up while they live, and the CPU of one that ended and was waited
+    for; the operating system's peak (wait4) is only the largest of them alone."""
+    import subprocess
+    import sys
+    import time
+
+    from orchestrate.bench import Sampler, _wait
+
+    ready = tmp_path / "ready"
+    child = ("import time; b = bytearray(300 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+             "t = time.process_time()\nwhile time.process_time() - t < 0.6: pass\ntime.sleep(1.5)")
+    parent = (f"import pathlib, subprocess, sys, time; b = bytearray(200 * 2**20); b[::4096] = b'x' * len(b[::4096]); "
+              f"p = subprocess.Popen([sys.executable, '-c', {child!r}]); time.sleep(1.2); "
+              f"pathlib.Path({str(ready)!r}).touch(); p.wait(); time.sleep(0.4)")
+    started = time.perf_counter()
+    proc = subprocess.Popen([sys.executable, "-c", parent])
+    with Sampler(interval=0.02, pid=proc.pid) as sampler:
+        cpu, alone = _wait(proc)
+    assert proc.returncode == 0 and ready.exists()
+    together, sampled_cpu = sampler.window(started, time.perf_counter())
+    assert 300 <= alone < 450  # MB: the child's 300 (and an interpreter), not the sum
+    assert together >= 500, together  # both buffers at once
+    assert sampled_cpu >= 0.6 and cpu >= 0.6  # the child's busy loop, after it was waited for
