@@ -471,7 +471,8 @@ def dbt_floor(nodes_by_type: dict[str, int], folder: Path) -> dict | None:
 
 def _wait(proc: subprocess.Popen) -> tuple[float, float]:
     """Wait for a child process; its CPU seconds and peak resident MB as the operating
-    system counted them for it alone (wait4), its exit status in proc.returncode."""
+    system counted them (wait4: the CPU of it and of the processes it waited for, the
+    memory of the largest of them alone), its exit status in proc.returncode."""
     _, status, usage = os.wait4(proc.pid, 0)
     proc.returncode = os.waitstatus_to_exitcode(status)
     return usage.ru_utime + usage.ru_stime, usage.ru_maxrss / 1024
@@ -784,7 +785,7 @@ def format_table(result: BenchResult) -> str:
         lines.append(f"{s.name:<30}{s.seconds:>9.2f}{cpu:>8}{peak:>9}{rps:>12}{mbs:>8}  {s.note}")
     for name, value in result.ratios.items():
         lines.append(f"ratio {name:<30}{value:>8.2f}x")
-    lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (a run's processes together)")
+    lines.append(f"peak resident memory          {result.peak_rss_mb:>8,.0f} MB (the largest step's; a run's processes together)")
     lines += [format_dbt_cost(label, cost) for label, cost in result.dbt_costs.items()]
     lines.append("load average (1, 5, 15 min)   " + ", ".join(f"{x:.2f}" for x in result.load_average))
     return "\n".join(lines)
