@@ -206,6 +206,8 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
         result = _analyse_there(worker, frame, topics, min_n, min_group_n)
         fitted_there += result is not None
         if result is None:
+            from orchestrate import sem  # noqa: F401  (scipy: its own BLAS, loaded before the limit)
+
             # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
             with threadpool_limits(1, user_api="blas"):
                 result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)

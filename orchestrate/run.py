@@ -217,6 +217,8 @@ def _execute(run: Run, plan: dict | None) -> int:
             relations = checks.Relations(manifest)
             _check_steps(run, warehouse, relations)
             _psychometrics_step(run, warehouse, relations)
+    if run.worker is not None:  # its work is done: its memory back before the report
+        run.worker.close()
 
     _report_step(run, warehouse, relations, manifest, history)
     if warehouse is not None:

@@ -6,10 +6,11 @@ scipy with semopy (2-3 s) for its psychometric models, both after its build. `ru
 this process first thing, so those imports happen on the second core while the run
 ingests and dbt parses and builds, at small scales mostly one core's work, and the run's
 own process never imports them. great-expectations is imported first when a suite will
-validate (the checks come first), then scipy and semopy in a thread, while the process
-already answers.
+validate (the checks come first), then scipy and semopy; requests are answered once both
+are in (one thread: nothing is imported while a request is read or worked on).
 
-The run sends one request at a time, pickled over a pipe, and waits for its answer:
+The run sends one request at a time, pickled over a pipe with its length before it, and
+waits for its answer:
 - ("validate", suite, rows): the suite's results (checks.run_expectations);
 - ("analyse", frame, topics, min_n, min_group_n): one school year x respondent type's
   psychometric tables (psychometrics.compute_and_write).
@@ -26,7 +27,6 @@ import os
 import pickle
 import subprocess
 import sys
-import threading
 from pathlib import Path
 from typing import Any
 
@@ -48,20 +48,27 @@ class Worker:
             stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
         self.alive = True
         self.answered = {"validate": 0, "analyse": 0}  # requests it answered, by kind
+        self.unavailable: set[str] = set()  # kinds of work it cannot do (an import failed)
 
     def call(self, kind: str, *args) -> Any:
         """The answer to one request; None when the process has failed (or cannot do that
-        kind of work): the caller then does it in its own process."""
-        if not self.alive:
+        kind of work, or the request cannot be pickled): the caller then does it in its
+        own process."""
+        if not self.alive or kind in self.unavailable:
             return None
         try:
-            pickle.dump((kind, args), self.proc.stdin)
+            request = pickle.dumps((kind, args), protocol=pickle.HIGHEST_PROTOCOL)
+        except Exception:  # not the process's failure: it stays for the next request
+            return None
+        try:
+            self.proc.stdin.write(len(request).to_bytes(8, "little") + request)
             self.proc.stdin.flush()
             status, value = pickle.load(self.proc.stdout)
         except Exception:  # a broken pipe, a truncated answer: it died
             self.close()
             return None
         if status == "unavailable":  # its import failed: the run's process does this work
+            self.unavailable.add(kind)
             return None
         self.answered[kind] += 1
         if status == "ok":
@@ -103,9 +110,10 @@ def _import_validation(state: dict) -> None:
     state["gx"] = checks._gx_context()
 
 
-def _import_analysis() -> None:
-    from orchestrate import psychometrics, sem  # noqa: F401  (scipy)
+def _import_analysis(state: dict) -> None:
     import semopy  # noqa: F401
+
+    from orchestrate import psychometrics, sem  # noqa: F401  (scipy)
 
 
 def _validate(state: dict, suite, rows) -> list[dict]:
@@ -119,13 +127,13 @@ def _validate(state: dict, suite, rows) -> list[dict]:
 def _analyse(state: dict, frame, topics, min_n: int, min_group_n: int) -> dict:
     from threadpoolctl import threadpool_limits
 
-    from orchestrate import psychometrics
+    from orchestrate import psychometrics, sem  # noqa: F401  scipy loads its BLAS before the limit
 
     with threadpool_limits(1, user_api="blas"):  # as in the run's process: small matrices
         return psychometrics.analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
 
 
-WORK = {"validate": _validate, "analyse": _analyse}
+WORK = {"validate": (_validate, _import_validation), "analyse": (_analyse, _import_analysis)}
 
 
 def serve(validate: bool, analyse: bool) -> None:
@@ -136,38 +144,38 @@ def serve(validate: bool, analyse: bool) -> None:
     requests = sys.stdin.buffer
     state: dict[str, Any] = {}
     unavailable: dict[str, str] = {}
-    if validate:
-        try:
-            _import_validation(state)
-        except Exception as exc:
-            unavailable["validate"] = f"{type(exc).__name__}: {exc}"
-    if analyse:  # while the process already answers
-        threading.Thread(target=_import_quietly, args=(unavailable,), daemon=True).start()
-    while True:
-        try:
-            kind, args = pickle.load(requests)
-        except EOFError:
-            return
-        if kind in unavailable or kind not in WORK:
-            answer = ("unavailable", unavailable.get(kind, f"no such work: {kind}"))
-        else:
+    for kind, asked in (("validate", validate), ("analyse", analyse)):
+        if asked:
             try:
-                answer = ("ok", WORK[kind](state, *args))
-            except UserError as exc:
-                answer = ("user_error", str(exc))
-            except ImportError as exc:
-                answer = ("unavailable", f"{type(exc).__name__}: {exc}")
+                WORK[kind][1](state)
             except Exception as exc:
-                answer = ("error", f"{type(exc).__name__}: {exc}")
+                unavailable[kind] = f"{type(exc).__name__}: {exc}"
+    while True:
+        header = requests.read(8)
+        request = requests.read(int.from_bytes(header, "little")) if len(header) == 8 else b""
+        if not request:
+            return  # the end of the input: the run is done
+        try:
+            kind, args = pickle.loads(request)
+        except Exception as exc:  # not readable here: the run's process does the work
+            answer: tuple = ("unavailable", f"request unreadable: {type(exc).__name__}: {exc}")
+        else:
+            answer = _answer(state, unavailable, kind, args)
         pickle.dump(answer, answers)
         answers.flush()
 
 
-def _import_quietly(unavailable: dict) -> None:
+def _answer(state: dict, unavailable: dict, kind: str, args: tuple) -> tuple[str, Any]:
+    if kind in unavailable or kind not in WORK:
+        return ("unavailable", unavailable.get(kind, f"no such work: {kind}"))
     try:
-        _import_analysis()
+        return ("ok", WORK[kind][0](state, *args))
+    except UserError as exc:
+        return ("user_error", str(exc))
+    except ImportError as exc:
+        return ("unavailable", f"{type(exc).__name__}: {exc}")
     except Exception as exc:
-        unavailable["analyse"] = f"{type(exc).__name__}: {exc}"
+        return ("error", f"{type(exc).__name__}: {exc}")
 
 
 def main(argv: list[str]) -> None:

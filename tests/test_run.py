@@ -255,6 +255,11 @@ def test_the_runs_second_process_gives_the_results_the_runs_own_process_gives(tm
         with pytest.raises(UserError, match="broken.json: expectation 1"):
             checks.run_expectations(warehouse, relations, broken, worker=second)
         assert second.alive and second.answered == {"validate": 2, "analyse": 3}  # errors are not the process's
+        # a request that cannot be pickled is done here, and the process stays
+        assert second.call("analyse", lambda: None) is None and second.alive
+        # work it cannot do is not asked again
+        assert second.call("nothing of the kind") is None and second.unavailable == {"nothing of the kind"}
+        assert second.alive and second.answered == {"validate": 2, "analyse": 3}
 
         second.proc.kill()
         second.proc.wait()
@@ -269,6 +274,17 @@ def test_the_runs_second_process_gives_the_results_the_runs_own_process_gives(tm
     early = worker.start(validate=True, analyse=True)
     early.close()
     assert early.proc.returncode == -signal.SIGKILL and not early.alive  # not left to finish importing
+
+
+def test_the_runs_own_process_imports_none_of_the_workers_libraries():
+    """What the worker imports during the build (great-expectations, scipy, semopy) is
+    not imported by the run's own modules, nor by psychometrics' fingerprint of its code."""
+    code = ("import sys; from orchestrate import run, checks, psychometrics, report, bench; "
+            "psychometrics._code_version(); "
+            "print(sorted(m for m in ('great_expectations', 'scipy', 'semopy') if m in sys.modules))")
+    proc = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=PROJECT_DIR)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == "[]"
 
 
 @pytest.fixture(scope="module")
@@ -328,7 +344,7 @@ def test_run_end_to_end_passes_and_reports_every_step(reference):
     # the psychometric models were fitted in the run's second process (orchestrate/worker.py)
     psychometrics = next(s for s in report["steps"] if s["name"] == "psychometrics")
     assert "units computed" in psychometrics["summary"]
-    assert "fitted in the run's second process" in psychometrics["summary"], psychometrics["summary"]
+    assert ", fitted in the run's second process," in psychometrics["summary"], psychometrics["summary"]
     assert "Expectations" in html and "topic_results" in html
 
     # reconciliation: raw -> staging -> marts, every line accounted for
