@@ -61,7 +61,8 @@ class Worker:
         except Exception:  # not the process's failure: it stays for the next request
             return None
         try:
-            self.proc.stdin.write(len(request).to_bytes(8, "little") + request)
+            self.proc.stdin.write(len(request).to_bytes(8, "little"))
+            self.proc.stdin.write(request)
             self.proc.stdin.flush()
             status, value = pickle.load(self.proc.stdout)
         except Exception:  # a broken pipe, a truncated answer: it died
