@@ -281,8 +281,7 @@ def test_a_runs_memory_and_cpu_are_those_of_its_processes_together(tmp_path):
         cpu, alone = _wait(proc)
     assert proc.returncode == 0 and ready.exists()
     together, sampled_cpu = sampler.window(started, time.perf_counter())
-    assert alone >= 300  # MB: the child's 300 and its interpreter (one CI machine: 470)
-    assert together >= 500 and together >= alone + 150, (together, alone)  # both buffers at once
-    assert together < alone + 400, (together, alone)  # the parent's 200 added once
+    assert alone >= 300  # MB: the largest alone (the child's 300; 471 on a fresh clone's CI)
+    assert 500 <= together < 700, (together, alone)  # both buffers at once, each counted once
     assert sampled_cpu >= 0.6 and cpu >= 0.6  # the child's busy loop, after it was waited for
     assert abs(sampled_cpu - cpu) < 0.3  # not counted twice
