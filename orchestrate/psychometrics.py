@@ -206,11 +206,7 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
         result = _analyse_there(worker, frame, topics, min_n, min_group_n)
         fitted_there += result is not None
         if result is None:
-            from orchestrate import sem  # noqa: F401  (scipy: its own BLAS, loaded before the limit)
-
-            # Small matrices only: BLAS threads cost far more than they save (100x on 2 busy cores)
-            with threadpool_limits(1, user_api="blas"):
-                result = analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
+            result = fit_unit(frame, topics, min_n, min_group_n)
         key = {"school_year": school_year, "respondent_type": respondent_type}
         for name, rows in result.items():
             tables[name].extend({**key, **row} for row in rows)
@@ -237,6 +233,16 @@ def compute_and_write(warehouse, relations, min_group_n: int | None = None,
             f"({len(kept)} unchanged, rows kept): {counts['topics']} topics, "
             f"{counts['invariance']} invariance models (min group n {min_group_n}){where}, "
             f"4 tables written in {time.perf_counter() - started:.1f}s")
+
+
+def fit_unit(frame: pd.DataFrame, topics: dict, min_n: int, min_group_n: int) -> dict:
+    """analyse_instrument on one BLAS thread, in the run's process or the worker's: small
+    matrices only, where BLAS threads cost far more than they save (100x on 2 busy cores).
+    scipy is imported first: it loads its own BLAS, which a limit set before would miss."""
+    from orchestrate import sem  # noqa: F401
+
+    with threadpool_limits(1, user_api="blas"):
+        return analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
 
 
 def _analyse_there(worker: Worker | None, frame: pd.DataFrame, topics: dict, min_n: int,

@@ -126,12 +126,9 @@ def _validate(state: dict, suite, rows) -> list[dict]:
 
 
 def _analyse(state: dict, frame, topics, min_n: int, min_group_n: int) -> dict:
-    from threadpoolctl import threadpool_limits
+    from orchestrate import psychometrics
 
-    from orchestrate import psychometrics, sem  # noqa: F401  scipy loads its BLAS before the limit
-
-    with threadpool_limits(1, user_api="blas"):  # as in the run's process: small matrices
-        return psychometrics.analyse_instrument(frame, topics, min_n=min_n, min_group_n=min_group_n)
+    return psychometrics.fit_unit(frame, topics, min_n, min_group_n)
 
 
 WORK = {"validate": (_validate, _import_validation), "analyse": (_analyse, _import_analysis)}
